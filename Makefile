@@ -1,0 +1,45 @@
+# The two set-up commands of the README work on a fresh machine: `make run` and `make test`.
+# Each bootstraps what it needs (a virtual environment from requirements-dev.txt, Azurite from npm).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+AZURITE := node_modules/.bin/azurite
+PYTEST_ARGS ?=
+
+.PHONY: run test lint fmt bench deps clean
+
+$(STAMP): requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+$(AZURITE): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+deps: $(STAMP) $(AZURITE)
+
+## Run the app offline: Graph simulator + Azurite + the app in the dev host.
+run: deps
+	$(BIN)/python -m devhost.offline
+
+## Run the whole test suite (starts and stops Azurite and the simulators itself).
+test: deps
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+fmt: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+bench: deps
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) node_modules .devhost .pytest_cache .mypy_cache .ruff_cache

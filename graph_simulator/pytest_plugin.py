@@ -1,0 +1,1 @@
+"""Pytest fixtures for the Graph simulator (filled in by the simulator work)."""
