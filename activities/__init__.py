@@ -1,0 +1,1 @@
+"""Activity blueprints: thin functions, one per Graph step or notification."""

@@ -1,0 +1,1 @@
+"""Orchestrator blueprint: the deterministic provisioning workflow."""

@@ -1,0 +1,24 @@
+"""Activities that tell the caller: the callback POST and the results-queue message."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import azure.durable_functions as df
+import azure.functions as func
+
+from provisioning.notify import deliver_callback as post_callback
+
+bp = df.Blueprint()
+
+
+@bp.activity_trigger(input_name="delivery")
+def deliver_callback(delivery: dict[str, Any]) -> dict[str, Any]:
+    return post_callback(delivery["url"], delivery["document"])
+
+
+@bp.activity_trigger(input_name="document")
+@bp.queue_output(arg_name="message", queue_name="%RESULTS_QUEUE%", connection="AzureWebJobsStorage")
+def publish_result(document: dict[str, Any], message: func.Out[str]) -> None:
+    message.set(json.dumps(document))

@@ -1,0 +1,366 @@
+"""The ``provision_community`` orchestrator: create a Viva Engage community and follow it to the end.
+
+Deterministic by construction: time comes from ``context.current_utc_datetime``, waits are durable timers,
+every Graph call is an activity, settings are read by an activity once and carried in the state, and logs are
+written only when not replaying. Decisions (what to wait, which error code) live in ``provisioning.workflow``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Generator
+from datetime import datetime, timedelta
+from typing import Any
+
+import azure.durable_functions as df
+
+from provisioning import workflow
+from provisioning.models import CallbackState, Phase, RequestStatus
+from provisioning.workflow import WorkflowError, WorkflowSettings
+
+logger = logging.getLogger(__name__)
+
+bp = df.Blueprint()
+
+# Activity names (strings, never function objects: the SDK would send the Python name, gotcha §8.6).
+LOAD_SETTINGS = "load_workflow_settings"
+RESOLVE_USERS = "resolve_users"
+FIND_COMMUNITIES = "find_communities"
+CREATE_COMMUNITY = "create_community"
+GET_OPERATION_STATUS = "get_operation_status"
+GET_COMMUNITY = "get_community"
+ADD_MEMBERS = "add_members"
+DELIVER_CALLBACK = "deliver_callback"
+PUBLISH_RESULT = "publish_result"
+
+GRAPH_RETRY = df.RetryOptions(
+    workflow.GRAPH_RETRY_FIRST_INTERVAL_SECONDS * 1000, workflow.GRAPH_RETRY_MAX_ATTEMPTS
+)
+PUBLISH_RETRY = df.RetryOptions(
+    workflow.PUBLISH_RETRY_FIRST_INTERVAL_SECONDS * 1000, workflow.PUBLISH_RETRY_MAX_ATTEMPTS
+)
+
+Steps = Generator[Any, Any, Any]
+
+
+@bp.orchestration_trigger(context_name="context")
+def provision_community(
+    context: df.DurableOrchestrationContext,
+) -> Generator[Any, Any, dict[str, Any] | None]:
+    return (yield from _Provisioning(context).run())
+
+
+class _Provisioning:
+    def __init__(self, context: df.DurableOrchestrationContext) -> None:
+        self.context = context
+        self.input, self.state = workflow.split_input(context.get_input())
+
+    # -- helpers -------------------------------------------------------------------------------------------
+
+    @property
+    def now(self) -> datetime:
+        return self.context.current_utc_datetime
+
+    @property
+    def settings(self) -> WorkflowSettings:
+        return self.state.settings or WorkflowSettings()
+
+    def log(self, level: int, message: str, *args: Any) -> None:
+        if not self.context.is_replaying:
+            logger.log(level, "%s: " + message, self.input.request_id, *args)
+
+    def publish(self) -> dict[str, Any]:
+        document = self.state.document(self.input, self.now)
+        self.context.set_custom_status(document)
+        return document
+
+    def wait(self, seconds: float) -> Steps:
+        yield self.context.create_timer(self.now + timedelta(seconds=seconds))
+
+    def call_graph(
+        self, activity: str, payload: Any, step: str, retry: df.RetryOptions | None = GRAPH_RETRY
+    ) -> Steps:
+        """(result, error): 429s waited out here, transient errors retried by Durable, others returned."""
+        throttle_waits = 0
+        while True:
+            try:
+                if retry is None:
+                    outcome = yield self.context.call_activity(activity, payload)
+                else:
+                    outcome = yield self.context.call_activity_with_retry(activity, retry, payload)
+            except Exception as exc:
+                # Only the exception's text crosses the activity boundary.
+                if workflow.graph_error_from_failure(str(exc)) is None:
+                    raise
+                raise workflow.unavailable_after_retries(str(exc), step) from None
+            error = outcome.get("error")
+            if error is None:
+                return outcome.get("result"), None
+            if error.get("kind") != "throttled":
+                return None, error
+            if throttle_waits >= workflow.MAX_THROTTLE_WAITS:
+                raise workflow.throttled_too_long(error, step)
+            delay = workflow.throttle_delay(error.get("retryAfterSeconds"), throttle_waits)
+            self.log(logging.INFO, "Graph throttled %s; waiting %.3f s", step, delay)
+            throttle_waits += 1
+            yield from self.wait(delay)
+
+    def call_graph_or_fail(self, activity: str, payload: Any, step: str) -> Steps:
+        result, error = yield from self.call_graph(activity, payload, step)
+        if error is not None:
+            raise workflow.rejected(error, step)
+        return result
+
+    # -- the workflow --------------------------------------------------------------------------------------
+
+    def run(self) -> Generator[Any, Any, dict[str, Any] | None]:
+        state = self.state
+        try:
+            if state.settings is None:
+                state.settings = WorkflowSettings.from_dict(
+                    (yield self.context.call_activity(LOAD_SETTINGS, None))
+                )
+            self.publish()
+            if state.phase in (Phase.RESOLVING_USERS, Phase.CHECKING_NAME, Phase.CREATING):
+                yield from self.resolve_users()
+                yield from self.check_name()
+                if state.community is None:
+                    yield from self.create()
+            if state.community is None:
+                continued = yield from self.wait_for_graph()
+                if continued:
+                    return None
+                yield from self.confirm()
+            yield from self.add_members()
+            state.status = RequestStatus.SUCCEEDED
+            self.log(logging.INFO, "community %s is ready", (state.community or {}).get("id"))
+        except WorkflowError as failure:
+            self.log(logging.WARNING, "failed with %s: %s", failure.code.value, failure.message)
+            state.fail(failure)
+        except Exception as exc:
+            self.log(logging.ERROR, "unexpected %s: %s", type(exc).__name__, exc)
+            state.fail(workflow.internal_error(exc))
+        yield from self.notify()
+        state.phase = Phase.DONE
+        document = self.publish()
+        if self.input.source == "queue":
+            yield from self.publish_result(document)
+        return document
+
+    def resolve_users(self) -> Steps:
+        state, spec = self.state, self.input.request
+        state.phase = Phase.RESOLVING_USERS
+        self.publish()
+        references = list(dict.fromkeys([*spec.owners, *spec.members]))
+        result = yield from self.call_graph_or_fail(RESOLVE_USERS, references, "resolving users")
+        resolved, not_found = result["resolved"], result["notFound"]
+        for owner in spec.owners:
+            if owner in not_found:
+                raise workflow.owner_not_found(owner, not_found[owner])
+        state.owner_ids = list(dict.fromkeys(resolved[owner] for owner in spec.owners))
+        for member in spec.members:
+            if member in resolved:
+                state.member_ids[member] = resolved[member]
+            else:
+                state.members_failed.append(
+                    {"id": member, "error": workflow.member_error_text(not_found[member])}
+                )
+
+    def check_name(self) -> Steps:
+        state, spec = self.state, self.input.request
+        state.phase = Phase.CHECKING_NAME
+        self.publish()
+        found = yield from self.call_graph_or_fail(
+            FIND_COMMUNITIES, spec.display_name, "looking for communities with the same name"
+        )
+        state.existing_community_ids = [community["id"] for community in found]
+        if not found or spec.on_duplicate_name == "create":
+            return
+        if spec.on_duplicate_name == "fail":
+            raise workflow.duplicate_name(spec.display_name, state.existing_community_ids)
+        state.community = found[0]
+        self.log(logging.INFO, "adopting existing community %s", found[0]["id"])
+
+    def create(self) -> Steps:
+        state, spec = self.state, self.input.request
+        state.phase = Phase.CREATING
+        self.publish()
+        payload = {
+            "displayName": spec.display_name,
+            "description": spec.description,
+            "privacy": spec.privacy,
+            "ownerIds": state.owner_ids,
+        }
+        step = "creating the community"
+        while True:
+            state.create_attempts += 1
+            result, error = yield from self.call_graph(CREATE_COMMUNITY, payload, step)
+            if error is None:
+                state.operation_url = result["operationUrl"]
+                state.operation_request_id = result.get("requestId")
+                return
+            if error.get("kind") != "ambiguous":
+                raise workflow.rejected(error, step)
+            # The answer was lost: Graph may have created it. Look before creating again (no duplicates).
+            self.log(
+                logging.WARNING,
+                "create answer lost (attempt %s); looking the community up",
+                state.create_attempts,
+            )
+            yield from self.wait(self.settings.poll_interval_seconds)
+            found = yield from self.call_graph_or_fail(
+                FIND_COMMUNITIES, spec.display_name, "looking for the community after a lost create answer"
+            )
+            adopted = workflow.pick_new_community(found, state.existing_community_ids)
+            if adopted is not None:
+                state.community = adopted
+                self.log(logging.INFO, "found the community %s created by the lost request", adopted["id"])
+                return
+            if state.create_attempts >= workflow.MAX_CREATE_ATTEMPTS:
+                raise WorkflowError(
+                    workflow.ErrorCode.GRAPH_UNAVAILABLE,
+                    f"{step}: Graph's answer was lost {state.create_attempts} times and no community "
+                    "appeared "
+                    f"({workflow.describe_graph_error(error)})",
+                    error.get("requestId"),
+                )
+
+    def wait_for_graph(self) -> Generator[Any, Any, bool]:
+        """Poll the operation until it ends; True when this execution continued as new instead."""
+        state, settings = self.state, self.settings
+        state.phase = Phase.WAITING_FOR_GRAPH
+        if state.polling_started_at is None:
+            state.polling_started_at = workflow.to_iso(self.now)
+        deadline = workflow.polling_deadline(state.polling_started_at, settings.timeout_minutes)
+        status_retry = df.RetryOptions(
+            settings.poll_interval_seconds * 1000, workflow.STATUS_CHECK_MAX_ATTEMPTS
+        )
+        checks_here = 0
+        while True:
+            if self.now >= deadline:
+                raise workflow.timed_out(settings.timeout_minutes, state.operation_status, state.checks)
+            delay = workflow.status_check_delay(settings.poll_interval_seconds, state.retry_after_seconds)
+            fire_at = self.now + timedelta(seconds=delay)
+            state.next_check_at = workflow.to_iso(fire_at)
+            self.publish()
+            yield self.context.create_timer(fire_at)
+            state.next_check_at = None
+            state.retry_after_seconds = None
+            status, error = yield from self.call_graph(
+                GET_OPERATION_STATUS, state.operation_url, "checking the creation status", retry=status_retry
+            )
+            state.checks += 1
+            checks_here += 1
+            if error is not None:
+                if error.get("kind") != "ambiguous":
+                    raise workflow.rejected(error, "checking the creation status")
+            else:
+                state.operation_status = status["rawStatus"]
+                if status["state"] == "succeeded":
+                    state.resource_id = status.get("resourceId")
+                    self.log(logging.INFO, "Graph finished the creation after %s checks", state.checks)
+                    return False
+                if status["state"] == "failed":
+                    raise workflow.operation_failed(
+                        status["rawStatus"], status.get("statusDetail"), status.get("requestId")
+                    )
+            if checks_here >= workflow.CHECKS_PER_EXECUTION and self.now < deadline:
+                next_input = workflow.continue_as_new_input(self.input, state)
+                self.publish()
+                self.context.continue_as_new(next_input)
+                return True
+
+    def confirm(self) -> Steps:
+        state, spec = self.state, self.input.request
+        state.phase = Phase.CONFIRMING
+        self.publish()
+        for attempt in range(workflow.CONFIRM_RECHECKS + 1):
+            if attempt:
+                yield from self.wait(self.settings.poll_interval_seconds)
+            if state.resource_id:
+                community, error = yield from self.call_graph(
+                    GET_COMMUNITY, state.resource_id, "reading the created community"
+                )
+                if error is not None and error.get("httpStatus") != 404:
+                    raise workflow.rejected(error, "reading the created community")
+            else:
+                found = yield from self.call_graph_or_fail(
+                    FIND_COMMUNITIES, spec.display_name, "looking for the created community"
+                )
+                community = workflow.pick_new_community(found, state.existing_community_ids)
+            if community is not None:
+                state.community = community
+                return
+            self.log(
+                logging.WARNING,
+                "Graph reported success but the community is not there (check %s)",
+                attempt + 1,
+            )
+        raise workflow.community_not_found(state.resource_id, workflow.CONFIRM_RECHECKS + 1)
+
+    def add_members(self) -> Steps:
+        state = self.state
+        if not state.member_ids:
+            return
+        state.phase = Phase.ADDING_MEMBERS
+        self.publish()
+        group_id = (state.community or {}).get("groupId")
+        reference_of = {user_id: reference for reference, user_id in state.member_ids.items()}
+        if not group_id:
+            for reference in state.member_ids:
+                state.members_failed.append(
+                    {"id": reference, "error": "the community has no Microsoft 365 group"}
+                )
+            return
+        for batch in workflow.member_batches(list(reference_of)):
+            try:
+                result, error = yield from self.call_graph(
+                    ADD_MEMBERS, {"groupId": group_id, "userIds": batch}, "adding members"
+                )
+            except WorkflowError as failure:  # one batch failing is not fatal for the request
+                result, error = None, {"message": failure.message}
+            if error is not None:
+                text = workflow.describe_graph_error(error)
+                state.members_failed.extend({"id": reference_of[user_id], "error": text} for user_id in batch)
+            else:
+                state.members_added.extend(
+                    reference_of[user_id] for user_id in [*result["added"], *result["alreadyMembers"]]
+                )
+                state.members_failed.extend(
+                    {"id": reference_of[item["id"]], "error": workflow.member_error_text(item["error"])}
+                    for item in result["failed"]
+                )
+            self.publish()
+
+    def notify(self) -> Steps:
+        state = self.state
+        callback_url = self.input.callback_url
+        if not callback_url:
+            return
+        state.phase = Phase.NOTIFYING
+        self.publish()
+        body = state.document(self.input, self.now)
+        body["phase"] = Phase.DONE.value  # the receiver gets the final document
+        for delay in (0, *workflow.CALLBACK_RETRY_DELAYS_SECONDS):
+            if delay:
+                yield from self.wait(delay)
+            try:
+                answer = yield self.context.call_activity(
+                    DELIVER_CALLBACK, {"url": callback_url, "document": body}
+                )
+            except Exception as exc:
+                answer = {"delivered": False, "retryable": True, "detail": type(exc).__name__}
+            if answer.get("delivered"):
+                state.callback = CallbackState.DELIVERED
+                return
+            self.log(logging.WARNING, "callback not delivered: %s", answer.get("detail"))
+            if not answer.get("retryable"):
+                break
+        state.callback = CallbackState.FAILED
+
+    def publish_result(self, document: dict[str, Any]) -> Steps:
+        try:
+            yield self.context.call_activity_with_retry(PUBLISH_RESULT, PUBLISH_RETRY, document)
+        except Exception as exc:
+            # Nothing else can carry the result; the durable output still holds it.
+            self.log(logging.ERROR, "could not write the result message: %s", type(exc).__name__)

@@ -1,0 +1,380 @@
+"""The provisioning orchestrator's decisions, as plain Python (no Durable Functions, no I/O).
+
+The orchestrator (``orchestrators/provision.py``) is a thin generator around this module: it asks how long to
+wait, which error code a Graph answer maps to, when to give up and when to continue as new, and renders its
+progress with ``WorkflowState.document``. Everything here is deterministic, so it is safe to run during replay
+and is unit tested without a host.
+
+State travels across ``continue_as_new`` inside the orchestrator input (``ProvisioningInput`` plus
+``workflowState``), so the status document (``createdAt``, checks made, timeout) survives a new execution.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from provisioning.models import (
+    CallbackState,
+    ErrorCode,
+    Phase,
+    ProvisioningInput,
+    RequestStatus,
+    StatusDocument,
+)
+from provisioning.settings import MIN_STATUS_POLL_INTERVAL_SECONDS, Settings
+
+# Status checks per orchestration execution before ``continue_as_new``: each check adds about 8 history events
+# (timer created/fired, task scheduled/completed, episode markers), so history stays under ~100 events however
+# long Graph takes.
+CHECKS_PER_EXECUTION = 10
+# An ambiguous create (answer lost) is followed by a look-up by name; creating again is bounded.
+MAX_CREATE_ATTEMPTS = 3
+# "Succeeded but no community" (Graph eventual consistency): look again this many times, one interval apart.
+CONFIRM_RECHECKS = 3
+# Graph accepts at most 20 members@odata.bind references per PATCH.
+MEMBER_BATCH_SIZE = 20
+# 429s waited out per step before the step is reported as GraphUnavailable.
+MAX_THROTTLE_WAITS = 20
+# Without Retry-After, Graph asks for exponential backoff.
+THROTTLE_BACKOFF_BASE_SECONDS = 5.0
+THROTTLE_BACKOFF_MAX_SECONDS = 300.0
+# Durable retries for transient Graph errors (5xx, timeouts) of one-shot steps.
+GRAPH_RETRY_FIRST_INTERVAL_SECONDS = 5
+GRAPH_RETRY_MAX_ATTEMPTS = 4
+# Status checks are retried one poll interval apart, so two checks are never closer than the interval.
+STATUS_CHECK_MAX_ATTEMPTS = 3
+# Callback delivery: first attempt at once, then after these backoff delays (seconds).
+CALLBACK_RETRY_DELAYS_SECONDS = (10, 30, 90, 270)
+# Result queue writes are retried by the Durable retry policy.
+PUBLISH_RETRY_FIRST_INTERVAL_SECONDS = 5
+PUBLISH_RETRY_MAX_ATTEMPTS = 5
+
+# An activity that fails with a transient Graph error raises an exception whose message carries the error as
+# JSON after this marker; the orchestrator only ever sees the exception's text (Durable gotcha: activity
+# exceptions arrive as a plain ``Exception("<Reason> \n <Details>")``).
+GRAPH_ERROR_MARKER = "GraphErrorJSON:"
+
+
+class WorkflowError(Exception):
+    """The request failed for good: the status document's ``error``."""
+
+    def __init__(self, code: ErrorCode, message: str, graph_request_id: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.graph_request_id = graph_request_id
+
+    def to_dict(self) -> dict[str, Any]:
+        error: dict[str, Any] = {"code": self.code.value, "message": self.message}
+        if self.graph_request_id:
+            error["graphRequestId"] = self.graph_request_id
+        return error
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Time
+
+
+def to_iso(moment: datetime) -> str:
+    """ISO-8601 UTC with a ``Z``; whole seconds unless the moment has a fraction (fractional Retry-After)."""
+    text = moment.strftime("%Y-%m-%dT%H:%M:%S")
+    if moment.microsecond:
+        text += f".{moment.microsecond:06d}".rstrip("0")
+    return text + "Z"
+
+
+def from_iso(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+@dataclass(frozen=True)
+class WorkflowSettings:
+    """The settings an orchestration runs with; read once by an activity and carried in its state."""
+
+    poll_interval_seconds: int = MIN_STATUS_POLL_INTERVAL_SECONDS
+    timeout_minutes: int = 60
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> WorkflowSettings:
+        return cls(
+            poll_interval_seconds=max(
+                settings.status_poll_interval_seconds, MIN_STATUS_POLL_INTERVAL_SECONDS
+            ),
+            timeout_minutes=settings.provisioning_timeout_minutes,
+        )
+
+    def to_dict(self) -> dict[str, int]:
+        return {"pollIntervalSeconds": self.poll_interval_seconds, "timeoutMinutes": self.timeout_minutes}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> WorkflowSettings:
+        return cls(
+            poll_interval_seconds=max(int(data["pollIntervalSeconds"]), MIN_STATUS_POLL_INTERVAL_SECONDS),
+            timeout_minutes=int(data["timeoutMinutes"]),
+        )
+
+
+def status_check_delay(poll_interval_seconds: int, retry_after_seconds: float | None) -> float:
+    """Seconds until the next status check: the poll interval or Graph's Retry-After, whichever is longer."""
+    interval = float(max(poll_interval_seconds, MIN_STATUS_POLL_INTERVAL_SECONDS))
+    if retry_after_seconds is None or not math.isfinite(retry_after_seconds):
+        return interval
+    return max(interval, retry_after_seconds)
+
+
+def throttle_delay(retry_after_seconds: float | None, waits_so_far: int) -> float:
+    """Seconds to wait after a 429: Graph's Retry-After, else exponential backoff (capped)."""
+    if retry_after_seconds is not None and math.isfinite(retry_after_seconds) and retry_after_seconds >= 0:
+        return min(retry_after_seconds, THROTTLE_BACKOFF_MAX_SECONDS) if retry_after_seconds > 0 else 1.0
+    return min(THROTTLE_BACKOFF_BASE_SECONDS * 2**waits_so_far, THROTTLE_BACKOFF_MAX_SECONDS)
+
+
+def polling_deadline(polling_started_at: str, timeout_minutes: int) -> datetime:
+    return from_iso(polling_started_at) + timedelta(minutes=timeout_minutes)
+
+
+def member_batches(user_ids: Sequence[str], size: int = MEMBER_BATCH_SIZE) -> list[list[str]]:
+    return [list(user_ids[start : start + size]) for start in range(0, len(user_ids), size)]
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Graph errors as the orchestrator sees them
+
+
+def transient_failure_message(error: Mapping[str, Any]) -> str:
+    """The text an activity raises for a transient Graph error (read back by ``graph_error_from_failure``)."""
+    return f"{error.get('message') or 'Graph call failed'} {GRAPH_ERROR_MARKER}{json.dumps(dict(error))}"
+
+
+def graph_error_from_failure(text: str) -> dict[str, Any] | None:
+    """The Graph error an activity put into its exception text, or None when the text carries none."""
+    start = text.find(GRAPH_ERROR_MARKER)
+    if start < 0:
+        return None
+    try:
+        value, _ = json.JSONDecoder().raw_decode(text, start + len(GRAPH_ERROR_MARKER))
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def unavailable_after_retries(failure_text: str, step: str) -> WorkflowError:
+    """Transient retries are exhausted: ``GraphUnavailable`` with the last request id Graph gave."""
+    error = graph_error_from_failure(failure_text)
+    if error is None:
+        return WorkflowError(ErrorCode.GRAPH_UNAVAILABLE, f"{step} failed and retries are exhausted")
+    return WorkflowError(
+        ErrorCode.GRAPH_UNAVAILABLE,
+        f"{step} failed and retries are exhausted: {describe_graph_error(error)}",
+        error.get("requestId"),
+    )
+
+
+def describe_graph_error(error: Mapping[str, Any]) -> str:
+    parts = []
+    if error.get("httpStatus") is not None:
+        parts.append(f"HTTP {error['httpStatus']}")
+    if error.get("code"):
+        parts.append(str(error["code"]))
+    head = " ".join(parts)
+    message = str(error.get("message") or "").strip()
+    return f"{head}: {message}" if head and message else head or message or "Graph call failed"
+
+
+def rejected(error: Mapping[str, Any], step: str) -> WorkflowError:
+    """A permanent Graph error: ``GraphRejected`` with Graph's code and request id."""
+    return WorkflowError(
+        ErrorCode.GRAPH_REJECTED,
+        f"{step}: Graph rejected the request ({describe_graph_error(error)})",
+        error.get("requestId"),
+    )
+
+
+def throttled_too_long(error: Mapping[str, Any], step: str) -> WorkflowError:
+    return WorkflowError(
+        ErrorCode.GRAPH_UNAVAILABLE,
+        f"{step}: Graph kept throttling after {MAX_THROTTLE_WAITS} waits ({describe_graph_error(error)})",
+        error.get("requestId"),
+    )
+
+
+def is_user_not_found(error: Mapping[str, Any]) -> bool:
+    """Graph answers an unknown user id or UPN with 404 (and a malformed one with 400)."""
+    return error.get("kind") == "permanent" and error.get("httpStatus") in (400, 404)
+
+
+def owner_not_found(owner: str, error: Mapping[str, Any]) -> WorkflowError:
+    return WorkflowError(
+        ErrorCode.USER_NOT_FOUND, f"owner {owner!r} was not found in Entra ID", error.get("requestId")
+    )
+
+
+def member_error_text(error: Mapping[str, Any]) -> str:
+    if is_user_not_found(error):
+        return "user not found"
+    return describe_graph_error(error)
+
+
+def operation_failed(raw_status: str, status_detail: str | None, request_id: str | None) -> WorkflowError:
+    detail = f": {status_detail}" if status_detail else ""
+    return WorkflowError(
+        ErrorCode.OPERATION_FAILED, f"Graph reported the creation as {raw_status!r}{detail}", request_id
+    )
+
+
+def timed_out(timeout_minutes: int, last_status: str | None, checks: int) -> WorkflowError:
+    shown = last_status if last_status is not None else "no status yet"
+    return WorkflowError(
+        ErrorCode.TIMEOUT,
+        f"Graph did not finish the creation within {timeout_minutes} minutes "
+        f"({checks} status checks; last status: {shown})",
+    )
+
+
+def community_not_found(community_id: str | None, checks: int) -> WorkflowError:
+    which = f"community {community_id!r}" if community_id else "a community with the requested name"
+    return WorkflowError(
+        ErrorCode.COMMUNITY_NOT_FOUND,
+        f"Graph reported the creation as succeeded, but {which} could not be found after {checks} checks",
+    )
+
+
+def duplicate_name(display_name: str, existing_ids: Sequence[str]) -> WorkflowError:
+    return WorkflowError(
+        ErrorCode.DUPLICATE_NAME,
+        f"a community named {display_name!r} already exists ({', '.join(existing_ids)}); "
+        "send onDuplicateName 'adopt' or 'create' to proceed",
+    )
+
+
+def internal_error(exc: BaseException) -> WorkflowError:
+    # The exception text may quote Graph or settings details: the caller gets its type, the logs get more.
+    return WorkflowError(
+        ErrorCode.INTERNAL_ERROR, f"the workflow stopped unexpectedly ({type(exc).__name__})"
+    )
+
+
+def pick_new_community(
+    found: Sequence[Mapping[str, Any]], existing_ids: Sequence[str]
+) -> dict[str, Any] | None:
+    """The community an ambiguous create made: one with the name that did not exist before we created."""
+    for community in found:
+        if community.get("id") not in existing_ids:
+            return dict(community)
+    return None
+
+
+# ------------------------------------------------------------------------------------------------------------
+# State carried through the orchestration (and across continue-as-new)
+
+
+@dataclass
+class WorkflowState:
+    settings: WorkflowSettings | None = None
+    phase: Phase = Phase.RESOLVING_USERS
+    status: RequestStatus = RequestStatus.RUNNING
+    owner_ids: list[str] = field(default_factory=list)
+    member_ids: dict[str, str] = field(default_factory=dict)  # as given -> object id
+    existing_community_ids: list[str] = field(default_factory=list)
+    create_attempts: int = 0
+    operation_url: str | None = None  # never rendered: may carry a query string
+    operation_status: str | None = None
+    operation_request_id: str | None = None
+    checks: int = 0
+    polling_started_at: str | None = None
+    next_check_at: str | None = None
+    retry_after_seconds: float | None = None
+    resource_id: str | None = None
+    community: dict[str, Any] | None = None
+    members_added: list[str] = field(default_factory=list)
+    members_failed: list[dict[str, str]] = field(default_factory=list)
+    error: dict[str, Any] | None = None
+    callback: CallbackState = CallbackState.NONE
+    executions: int = 1
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["settings"] = self.settings.to_dict() if self.settings else None
+        data["phase"] = self.phase.value
+        data["status"] = self.status.value
+        data["callback"] = self.callback.value
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> WorkflowState:
+        values = dict(data)
+        settings = values.pop("settings", None)
+        state = cls(**{key: value for key, value in values.items() if key in _STATE_FIELDS})
+        state.settings = WorkflowSettings.from_dict(settings) if settings else None
+        state.phase = Phase(state.phase)
+        state.status = RequestStatus(state.status)
+        state.callback = CallbackState(state.callback)
+        return state
+
+    def fail(self, failure: WorkflowError) -> None:
+        self.status = RequestStatus.FAILED
+        self.error = failure.to_dict()
+
+    def document(self, provisioning_input: ProvisioningInput, now: datetime) -> dict[str, Any]:
+        """The status document as custom status, output, callback body and result message."""
+        spec = provisioning_input.request
+        document: dict[str, Any] = {
+            "id": provisioning_input.request_id,
+            "status": self.status.value,
+            "phase": self.phase.value,
+            "createdAt": provisioning_input.created_at,
+            "lastUpdatedAt": to_iso(now),
+            "request": {
+                "displayName": spec.display_name,
+                "description": spec.description,
+                "privacy": spec.privacy,
+                "owners": list(spec.owners),
+                "members": list(spec.members),
+            },
+            "callback": self.callback.value,
+        }
+        if self.operation_url is not None or self.checks:
+            document["operation"] = {
+                "status": self.operation_status,
+                "checks": self.checks,
+                "nextCheckAt": self.next_check_at,
+            }
+        if self.community is not None:
+            document["community"] = self.community
+        if self.phase in (Phase.ADDING_MEMBERS, Phase.NOTIFYING, Phase.DONE) and (
+            spec.members or self.members_added or self.members_failed
+        ):
+            document["members"] = {"added": self.members_added, "failed": self.members_failed}
+        if self.error is not None:
+            document["error"] = self.error
+        if provisioning_input.source == "queue" and provisioning_input.idempotency_key:
+            document["requestId"] = provisioning_input.idempotency_key
+        # One shape for every channel: the shared model validates and drops empty fields.
+        return StatusDocument.model_validate(document).to_json()
+
+
+_STATE_FIELDS = set(WorkflowState.__dataclass_fields__)
+
+WORKFLOW_STATE_KEY = "workflowState"
+
+
+def split_input(raw: Mapping[str, Any]) -> tuple[ProvisioningInput, WorkflowState]:
+    """The request and the state to resume from (a fresh state on the first execution)."""
+    data = dict(raw)
+    state_data = data.pop(WORKFLOW_STATE_KEY, None)
+    provisioning_input = ProvisioningInput.model_validate(data)
+    state = WorkflowState.from_dict(state_data) if state_data else WorkflowState()
+    if provisioning_input.callback_url and state_data is None:
+        state.callback = CallbackState.PENDING
+    return provisioning_input, state
+
+
+def continue_as_new_input(provisioning_input: ProvisioningInput, state: WorkflowState) -> dict[str, Any]:
+    """The next execution's input: the unchanged request plus the state so far."""
+    state.executions += 1
+    return {**provisioning_input.to_json(), WORKFLOW_STATE_KEY: state.to_dict()}

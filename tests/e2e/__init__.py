@@ -1,0 +1,1 @@
+"""End-to-end tests: the app in the dev host against the Graph simulator, over HTTP."""

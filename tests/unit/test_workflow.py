@@ -1,0 +1,282 @@
+"""The orchestrator's pure decisions: waits, error mapping, state across continue-as-new, the document."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from provisioning import workflow
+from provisioning.models import CallbackState, ErrorCode, Phase, ProvisioningInput, RequestStatus
+from provisioning.settings import Settings
+from provisioning.workflow import WorkflowSettings
+
+NOW = datetime(2026, 1, 1, 10, 0, 0, tzinfo=UTC)
+
+
+def make_input(**overrides: Any) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "requestId": "req-abc",
+        "source": "http",
+        "request": {
+            "displayName": "Contoso Engineering",
+            "description": "News",
+            "privacy": "private",
+            "owners": ["adele@contoso.com"],
+            "members": ["alex@contoso.com", "6f1b6c0e-2b1d-4c7e-9a43-6c0f4c3d2a11"],
+            "onDuplicateName": "fail",
+        },
+        "callbackUrl": None,
+        "createdAt": "2026-01-01T09:59:58Z",
+        "bodyHash": "hash",
+    }
+    data.update(overrides)
+    return data
+
+
+# -- timing
+
+
+@pytest.mark.parametrize(
+    ("interval", "retry_after", "expected"),
+    [
+        (30, None, 30.0),
+        (30, 2.128, 30.0),  # a short Retry-After never shortens the poll interval
+        (30, 45.5, 45.5),  # a longer one is honoured exactly
+        (60, 10, 60.0),
+        (10, None, 30.0),  # below Graph's minimum: raised to 30 s
+        (30, float("inf"), 30.0),
+    ],
+)
+def test_status_check_delay_is_the_longer_of_interval_and_retry_after(
+    interval: int, retry_after: float | None, expected: float
+) -> None:
+    assert workflow.status_check_delay(interval, retry_after) == expected
+
+
+def test_throttle_delay_honours_fractional_retry_after() -> None:
+    assert workflow.throttle_delay(2.128, 0) == 2.128
+    assert workflow.throttle_delay(7, 5) == 7
+
+
+def test_throttle_delay_without_retry_after_backs_off_exponentially_and_is_capped() -> None:
+    delays = [workflow.throttle_delay(None, n) for n in range(8)]
+    assert delays[:4] == [5.0, 10.0, 20.0, 40.0]
+    assert delays == sorted(delays)
+    assert max(delays) == workflow.THROTTLE_BACKOFF_MAX_SECONDS
+
+
+def test_throttle_delay_of_zero_still_waits_a_moment() -> None:
+    assert workflow.throttle_delay(0, 0) > 0
+
+
+def test_workflow_settings_come_from_app_settings_and_keep_the_minimum_interval() -> None:
+    env = {"STATUS_POLL_INTERVAL_SECONDS": "45", "PROVISIONING_TIMEOUT_MINUTES": "5"}
+    settings = Settings.from_mapping(env)
+    assert WorkflowSettings.from_settings(settings) == WorkflowSettings(45, 5)
+    too_short = WorkflowSettings.from_dict({"pollIntervalSeconds": 1, "timeoutMinutes": 5})
+    assert too_short.poll_interval_seconds == 30
+    round_trip = WorkflowSettings.from_dict(WorkflowSettings(45, 5).to_dict())
+    assert round_trip == WorkflowSettings(45, 5)
+
+
+def test_polling_deadline_counts_from_the_start_of_polling() -> None:
+    assert workflow.polling_deadline("2026-01-01T10:00:00Z", 60) == NOW + timedelta(hours=1)
+
+
+def test_iso_times_use_z_and_keep_fractions_only_when_present() -> None:
+    assert workflow.to_iso(NOW) == "2026-01-01T10:00:00Z"
+    assert workflow.to_iso(NOW + timedelta(seconds=2.128)) == "2026-01-01T10:00:02.128Z"
+    assert workflow.from_iso("2026-01-01T10:00:02.128Z") == NOW + timedelta(seconds=2.128)
+
+
+def test_member_batches_hold_at_most_twenty() -> None:
+    ids = [f"u{n}" for n in range(45)]
+    batches = workflow.member_batches(ids)
+    assert [len(batch) for batch in batches] == [20, 20, 5]
+    assert [user for batch in batches for user in batch] == ids
+    assert workflow.member_batches([]) == []
+
+
+# -- errors
+
+
+GRAPH_500 = {
+    "kind": "transient",
+    "httpStatus": 503,
+    "code": "serviceNotAvailable",
+    "message": "Service unavailable",
+    "requestId": "rid-503",
+    "clientRequestId": "crid",
+    "retryAfterSeconds": None,
+}
+
+
+def test_transient_error_round_trips_through_the_activity_failure_text() -> None:
+    message = workflow.transient_failure_message(GRAPH_500)
+    # What the orchestrator sees: the host's reason, the exception text, then details JSON.
+    seen = f"Activity function 'get_operation_status' failed:  TransientGraphError: {message} \n {{\"x\": 1}}"
+    assert workflow.graph_error_from_failure(seen) == GRAPH_500
+
+
+def test_failure_text_without_a_graph_error_is_not_mistaken_for_one() -> None:
+    assert workflow.graph_error_from_failure("Activity function 'x' failed:  KeyError: 'displayName'") is None
+    assert workflow.graph_error_from_failure(f"{workflow.GRAPH_ERROR_MARKER}not json") is None
+
+
+def test_exhausted_retries_become_graph_unavailable_with_the_last_request_id() -> None:
+    text = workflow.transient_failure_message(GRAPH_500)
+    failure = workflow.unavailable_after_retries(text, "checking status")
+    assert failure.code is ErrorCode.GRAPH_UNAVAILABLE
+    assert failure.graph_request_id == "rid-503"
+    assert "HTTP 503" in failure.message
+    assert failure.to_dict() == {
+        "code": "GraphUnavailable",
+        "message": failure.message,
+        "graphRequestId": "rid-503",
+    }
+
+
+def test_permanent_error_is_graph_rejected_with_graphs_code_and_request_id() -> None:
+    error = {**GRAPH_500, "kind": "permanent", "httpStatus": 403, "code": "Authorization_RequestDenied"}
+    failure = workflow.rejected(error, "creating the community")
+    assert failure.code is ErrorCode.GRAPH_REJECTED
+    assert "Authorization_RequestDenied" in failure.message
+    assert failure.graph_request_id == "rid-503"
+
+
+@pytest.mark.parametrize(("status", "expected"), [(404, True), (400, True), (403, False), (500, False)])
+def test_user_not_found_is_a_permanent_404_or_400(status: int, expected: bool) -> None:
+    assert workflow.is_user_not_found({"kind": "permanent", "httpStatus": status}) is expected
+
+
+def test_owner_not_found_and_member_error_texts() -> None:
+    error = {"kind": "permanent", "httpStatus": 404, "requestId": "rid-404", "message": "not found"}
+    failure = workflow.owner_not_found("ghost@contoso.com", error)
+    assert failure.code is ErrorCode.USER_NOT_FOUND
+    assert "ghost@contoso.com" in failure.message
+    assert failure.graph_request_id == "rid-404"
+    assert workflow.member_error_text(error) == "user not found"
+    assert workflow.member_error_text({"httpStatus": 403, "code": "Forbidden", "message": "no"}) == (
+        "HTTP 403 Forbidden: no"
+    )
+
+
+def test_failure_messages_name_the_cause() -> None:
+    assert "skipped" in workflow.operation_failed("skipped", None, "rid").message
+    assert "quota" in workflow.operation_failed("failed", "quota", None).message
+    timeout = workflow.timed_out(60, "running", 120)
+    assert timeout.code is ErrorCode.TIMEOUT
+    assert "running" in timeout.message
+    assert "60 minutes" in timeout.message
+    assert "no status yet" in workflow.timed_out(1, None, 0).message
+    assert workflow.community_not_found("c1", 4).code is ErrorCode.COMMUNITY_NOT_FOUND
+    duplicate = workflow.duplicate_name("Contoso", ["c1"])
+    assert duplicate.code is ErrorCode.DUPLICATE_NAME
+    assert "c1" in duplicate.message
+
+
+def test_internal_error_does_not_leak_the_exception_text() -> None:
+    failure = workflow.internal_error(RuntimeError("https://x/?sig=secret"))
+    assert failure.code is ErrorCode.INTERNAL_ERROR
+    assert "secret" not in failure.message
+    assert "RuntimeError" in failure.message
+
+
+def test_pick_new_community_ignores_communities_that_existed_before() -> None:
+    found = [{"id": "old"}, {"id": "new", "displayName": "X"}]
+    assert workflow.pick_new_community(found, ["old"]) == {"id": "new", "displayName": "X"}
+    assert workflow.pick_new_community([{"id": "old"}], ["old"]) is None
+    assert workflow.pick_new_community([], []) is None
+
+
+# -- state and document
+
+
+def test_first_execution_starts_fresh_and_marks_a_callback_pending() -> None:
+    provisioning_input, state = workflow.split_input(
+        make_input(callbackUrl="https://x.logic.azure.com/cb?sig=s")
+    )
+    assert provisioning_input.request_id == "req-abc"
+    assert state.phase is Phase.RESOLVING_USERS
+    assert state.callback is CallbackState.PENDING
+    _, without_callback = workflow.split_input(make_input())
+    assert without_callback.callback is CallbackState.NONE
+
+
+def test_state_survives_continue_as_new_unchanged() -> None:
+    provisioning_input, state = workflow.split_input(make_input())
+    state.settings = WorkflowSettings(30, 60)
+    state.phase = Phase.WAITING_FOR_GRAPH
+    state.owner_ids = ["o1"]
+    state.member_ids = {"alex@contoso.com": "m1"}
+    state.members_failed = [{"id": "ghost@contoso.com", "error": "user not found"}]
+    state.operation_url = "https://graph/op('1')?secret=1"
+    state.operation_status = "running"
+    state.checks = 10
+    state.polling_started_at = "2026-01-01T10:00:00Z"
+    next_input = workflow.continue_as_new_input(provisioning_input, state)
+
+    resumed_input, resumed = workflow.split_input(next_input)
+    assert resumed_input == provisioning_input
+    assert resumed == state
+    assert resumed.executions == 2
+    assert resumed.document(resumed_input, NOW) == state.document(provisioning_input, NOW)
+
+
+def test_running_document_shows_progress_but_never_the_operation_url() -> None:
+    provisioning_input, state = workflow.split_input(
+        make_input(callbackUrl="https://x.logic.azure.com/cb?sig=s")
+    )
+    state.phase = Phase.WAITING_FOR_GRAPH
+    state.operation_url = "https://graph.microsoft.com/v1.0/op('1')?token=secret"
+    state.operation_status = "unknownFutureValue"
+    state.checks = 3
+    state.next_check_at = "2026-01-01T10:00:30Z"
+    document = state.document(provisioning_input, NOW)
+    assert document == {
+        "id": "req-abc",
+        "status": "Running",
+        "phase": "waiting-for-graph",
+        "createdAt": "2026-01-01T09:59:58Z",
+        "lastUpdatedAt": "2026-01-01T10:00:00Z",
+        "request": {
+            "displayName": "Contoso Engineering",
+            "description": "News",
+            "privacy": "private",
+            "owners": ["adele@contoso.com"],
+            "members": ["alex@contoso.com", "6f1b6c0e-2b1d-4c7e-9a43-6c0f4c3d2a11"],
+        },
+        "operation": {"status": "unknownFutureValue", "checks": 3, "nextCheckAt": "2026-01-01T10:00:30Z"},
+        "callback": "pending",
+    }
+    assert "secret" not in str(document)
+    assert "sig=" not in str(document)
+
+
+def test_final_documents_for_success_and_failure() -> None:
+    provisioning_input, state = workflow.split_input(make_input(source="queue", idempotencyKey="item-7"))
+    state.phase = Phase.DONE
+    state.status = RequestStatus.SUCCEEDED
+    state.community = {"id": "c1", "displayName": "Contoso", "privacy": "private", "groupId": "g1"}
+    state.members_added = ["alex@contoso.com"]
+    state.members_failed = [{"id": "6f1b6c0e-2b1d-4c7e-9a43-6c0f4c3d2a11", "error": "user not found"}]
+    document = state.document(provisioning_input, NOW)
+    assert document["status"] == "Succeeded"
+    assert document["community"]["groupId"] == "g1"
+    assert document["members"]["added"] == ["alex@contoso.com"]
+    assert document["requestId"] == "item-7"
+    assert "error" not in document
+
+    state.fail(workflow.timed_out(60, "running", 120))
+    failed = state.document(provisioning_input, NOW)
+    assert failed["status"] == "Failed"
+    assert failed["error"]["code"] == "Timeout"
+
+
+def test_provisioning_input_shape_is_the_shared_model() -> None:
+    provisioning_input, _ = workflow.split_input(make_input())
+    assert isinstance(provisioning_input, ProvisioningInput)
+    with pytest.raises(ValueError, match="displayName"):
+        workflow.split_input(make_input(request={"owners": ["a@b.com"]}))
