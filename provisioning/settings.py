@@ -1,7 +1,7 @@
 """Every app setting the code reads, parsed in one typed place.
 
-Settings are read lazily (``get_settings()``), never at import time, so indexing the function app does not fail
-on a bad value and tests can change the environment between cases (``get_settings.cache_clear()``).
+Settings are read lazily (``get_settings()``), never at import time, so indexing the function app does not
+fail on a bad value and tests can change the environment between cases (``get_settings.cache_clear()``).
 """
 
 from __future__ import annotations
@@ -37,7 +37,8 @@ class SettingsError(ValueError):
 @dataclass(frozen=True)
 class Settings:
     graph_base_url: str = DEFAULT_GRAPH_BASE_URL
-    # Client id of the user-assigned managed identity; None selects the system-assigned one (or dev credentials).
+    # Client id of the user-assigned managed identity; None selects the system-assigned one (or dev
+    # credentials).
     azure_client_id: str | None = None
     graph_connect_timeout_seconds: float = 5.0
     graph_read_timeout_seconds: float = 30.0
@@ -47,6 +48,9 @@ class Settings:
     results_queue: str = "community-results"
     callback_allowed_hosts: tuple[str, ...] = DEFAULT_CALLBACK_ALLOWED_HOSTS
     callback_allow_loopback: bool = False
+    # The API's public base URL (e.g. behind API Management or Front Door), used for status URLs; None uses
+    # the scheme and host of each incoming request.
+    public_base_url: str | None = None
 
     @classmethod
     def from_mapping(cls, env: Mapping[str, str]) -> Settings:
@@ -60,7 +64,9 @@ class Settings:
 
         defaults = cls()
         poll_interval = _parse_int(
-            "STATUS_POLL_INTERVAL_SECONDS", raw("STATUS_POLL_INTERVAL_SECONDS"), defaults.status_poll_interval_seconds
+            "STATUS_POLL_INTERVAL_SECONDS",
+            raw("STATUS_POLL_INTERVAL_SECONDS"),
+            defaults.status_poll_interval_seconds,
         )
         if poll_interval < MIN_STATUS_POLL_INTERVAL_SECONDS:
             # Graph asks callers to wait more than 30 s between status checks; a shorter interval only burns
@@ -82,7 +88,9 @@ class Settings:
                 defaults.graph_connect_timeout_seconds,
             ),
             graph_read_timeout_seconds=_parse_positive_float(
-                "GRAPH_READ_TIMEOUT_SECONDS", raw("GRAPH_READ_TIMEOUT_SECONDS"), defaults.graph_read_timeout_seconds
+                "GRAPH_READ_TIMEOUT_SECONDS",
+                raw("GRAPH_READ_TIMEOUT_SECONDS"),
+                defaults.graph_read_timeout_seconds,
             ),
             status_poll_interval_seconds=poll_interval,
             provisioning_timeout_minutes=_parse_int(
@@ -101,6 +109,7 @@ class Settings:
             callback_allow_loopback=_parse_bool(
                 "CALLBACK_ALLOW_LOOPBACK", raw("CALLBACK_ALLOW_LOOPBACK"), defaults.callback_allow_loopback
             ),
+            public_base_url=_parse_public_base_url(raw("PUBLIC_BASE_URL")),
         )
 
 
@@ -135,6 +144,19 @@ def validate_graph_base_url(url: str) -> str:
     if parts.query or parts.fragment:
         raise SettingsError(f"GRAPH_BASE_URL must not carry a query or fragment, got {url!r}")
     return url.strip().rstrip("/")
+
+
+def _parse_public_base_url(value: str | None) -> str | None:
+    if value is None:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise SettingsError(f"PUBLIC_BASE_URL must be an absolute https URL, got {value!r}")
+    if parts.scheme == "http" and not is_loopback_host(parts.hostname):
+        raise SettingsError(f"PUBLIC_BASE_URL may use plain http only for a loopback host, got {value!r}")
+    if parts.query or parts.fragment:
+        raise SettingsError(f"PUBLIC_BASE_URL must not carry a query or fragment, got {value!r}")
+    return value.rstrip("/")
 
 
 def _parse_int(name: str, value: str | None, default: int, *, minimum: int | None = None) -> int:
@@ -177,5 +199,7 @@ def _parse_host_list(name: str, value: str) -> tuple[str, ...]:
     for host in hosts:
         bare = host.removeprefix("*.")
         if not bare or "/" in bare or ":" in bare or "*" in bare:
-            raise SettingsError(f"{name} holds host names or *.suffix patterns separated by commas, got {host!r}")
+            raise SettingsError(
+                f"{name} holds host names or *.suffix patterns separated by commas, got {host!r}"
+            )
     return hosts

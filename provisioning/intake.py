@@ -1,0 +1,118 @@
+"""Starting a request exactly once: the logic the HTTP starter and the queue intake share.
+
+The durable instance id is the lock. With the extension's default ``overridableExistingInstanceStates``
+(NonRunningStates), ``start_new`` with an id that is Pending or Running fails, so of several concurrent starts
+with the same idempotency key exactly one succeeds. Every other caller reads the instance and answers from it.
+A finished instance is never started again: its result is the answer (the extension would replace it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Protocol
+
+from provisioning.models import ORCHESTRATOR_NAME, ProvisioningInput
+from provisioning.status import input_of
+
+logger = logging.getLogger(__name__)
+
+# After a refused start the winner's instance can be briefly invisible to a status read (storage write
+# order); look a few times before calling the refusal a failure.
+EXISTING_INSTANCE_READ_ATTEMPTS = 5
+EXISTING_INSTANCE_READ_DELAY_SECONDS = 0.2
+
+
+class DurableClient(Protocol):
+    """The subset of ``azure.durable_functions.DurableOrchestrationClient`` used here."""
+
+    async def start_new(
+        self,
+        orchestration_function_name: str,
+        instance_id: str | None = None,
+        client_input: Any | None = None,
+    ) -> str: ...
+
+    async def get_status(self, instance_id: str, show_input: bool = False) -> Any: ...
+
+
+class StartOutcome(StrEnum):
+    STARTED = "started"  # this call started the orchestration
+    EXISTING = "existing"  # the same request was started before: answer from its status
+    CONFLICT = "conflict"  # the idempotency key belongs to a different request
+
+
+@dataclass(frozen=True)
+class StartResult:
+    outcome: StartOutcome
+    instance_id: str
+    durable_status: Mapping[str, Any] | None = None  # for EXISTING / CONFLICT
+
+
+class StartFailedError(RuntimeError):
+    """The orchestration could not be started and does not exist: a transient fault, safe to retry."""
+
+
+async def read_status(client: DurableClient, instance_id: str) -> dict[str, Any] | None:
+    """The extension's status JSON of ``instance_id`` (input included), or None when it does not exist."""
+    status = await client.get_status(instance_id, show_input=True)
+    if not status or getattr(status, "runtime_status", None) is None:
+        return None
+    result: dict[str, Any] = status.to_json()
+    return result
+
+
+def _same_request(durable: Mapping[str, Any], provisioning_input: ProvisioningInput) -> bool:
+    existing = input_of(durable)
+    return existing is not None and existing.body_hash == provisioning_input.body_hash
+
+
+async def start_once(client: DurableClient, provisioning_input: ProvisioningInput) -> StartResult:
+    """Start the orchestration for an idempotent request unless its instance already exists."""
+    instance_id = provisioning_input.request_id
+    existing = await read_status(client, instance_id)
+    if existing is None:
+        try:
+            await client.start_new(ORCHESTRATOR_NAME, instance_id, provisioning_input.to_json())
+            return StartResult(StartOutcome.STARTED, instance_id)
+        except Exception as err:  # the client raises bare Exception for every refusal and fault
+            # Most likely a concurrent duplicate won the race (the instance is now Pending or Running).
+            existing = await _read_existing(client, instance_id)
+            if existing is None:
+                raise StartFailedError(f"starting {instance_id} failed: {err.__class__.__name__}") from err
+    elif input_of(existing) is None:
+        existing = await _read_existing(client, instance_id)
+        if existing is None:
+            raise StartFailedError(f"the input of {instance_id} cannot be read")
+    if _same_request(existing, provisioning_input):
+        return StartResult(StartOutcome.EXISTING, instance_id, existing)
+    return StartResult(StartOutcome.CONFLICT, instance_id, existing)
+
+
+async def start_fresh(client: DurableClient, provisioning_input: ProvisioningInput) -> StartResult:
+    """Start the orchestration of a request without an idempotency key (its id is new)."""
+    try:
+        await client.start_new(ORCHESTRATOR_NAME, provisioning_input.request_id, provisioning_input.to_json())
+    except Exception as err:
+        raise StartFailedError(
+            f"starting {provisioning_input.request_id} failed: {err.__class__.__name__}"
+        ) from err
+    return StartResult(StartOutcome.STARTED, provisioning_input.request_id)
+
+
+async def _read_existing(client: DurableClient, instance_id: str) -> dict[str, Any] | None:
+    """The instance's status once it is visible with its input, or None after a few short waits."""
+    for attempt in range(EXISTING_INSTANCE_READ_ATTEMPTS):
+        if attempt:
+            await asyncio.sleep(EXISTING_INSTANCE_READ_DELAY_SECONDS)
+        try:
+            existing = await read_status(client, instance_id)
+        except Exception:
+            logger.warning("reading %s after a refused start failed", instance_id, exc_info=True)
+            continue
+        if existing is not None and input_of(existing) is not None:
+            return existing
+    return None

@@ -1,0 +1,261 @@
+"""HTTP API: start a community request, read its status, cancel it (see docs/api.md).
+
+Thin adapters: validation, idempotency and status rendering live in ``provisioning``; this module turns
+HTTP into those calls and their results back into HTTP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import azure.durable_functions as df
+import azure.functions as func
+
+from provisioning.idempotency import (
+    IDEMPOTENCY_KEY_HEADER,
+    body_hash,
+    instance_id_for_key,
+    is_request_id,
+    new_instance_id,
+    validate_idempotency_key,
+)
+from provisioning.intake import StartFailedError, StartOutcome, read_status, start_fresh, start_once
+from provisioning.models import (
+    BodyTooLargeError,
+    ProvisioningInput,
+    RequestStatus,
+    RequestValidationError,
+    StatusDocument,
+    validate_request,
+)
+from provisioning.problems import PROBLEM_CONTENT_TYPE, ProblemCode, problem, validation_problem
+from provisioning.settings import Settings, get_settings
+from provisioning.status import (
+    HttpAnswer,
+    document_from_durable,
+    not_found,
+    render_document,
+    utc_timestamp,
+)
+
+logger = logging.getLogger(__name__)
+bp = df.Blueprint()
+
+STATUS_ROUTE_PREFIX = "communities/requests"
+CANCEL_REASON = "Canceled by the caller (DELETE)"
+# DELETE waits this long for the termination to take effect before answering 202 instead of 200.
+CANCEL_CONFIRM_SECONDS = 3.0
+CANCEL_CONFIRM_POLL_SECONDS = 0.1
+# Start retries by a client after a 503; short because a failed start is usually a storage hiccup.
+START_RETRY_AFTER_SECONDS = 5
+
+
+@bp.route(route="communities", methods=["POST"])
+@bp.durable_client_input(client_name="client")
+async def start_community_request(
+    req: func.HttpRequest, client: df.DurableOrchestrationClient
+) -> func.HttpResponse:
+    """POST /api/communities: validate, then start the provisioning orchestration (once per key)."""
+    settings = get_settings()
+    media_problem = _check_content_type(req.headers.get("Content-Type"))
+    if media_problem is not None:
+        return _respond(media_problem)
+    try:
+        request = validate_request(req.get_body(), source="http")
+        key_header = req.headers.get(IDEMPOTENCY_KEY_HEADER)
+        key = validate_idempotency_key(key_header) if key_header is not None else None
+    except BodyTooLargeError as err:
+        return _respond(_problem_answer(validation_problem(err.errors, code=ProblemCode.PAYLOAD_TOO_LARGE)))
+    except RequestValidationError as err:
+        return _respond(_problem_answer(validation_problem(err.errors)))
+
+    instance_id = instance_id_for_key(key, "http") if key is not None else new_instance_id()
+    provisioning_input = ProvisioningInput(
+        request_id=instance_id,
+        source="http",
+        request=request.spec(),
+        callback_url=request.callback_url,
+        created_at=utc_timestamp(datetime.now(UTC)),
+        body_hash=body_hash(request),
+        idempotency_key=key,
+    )
+    status_url = status_url_for(req, instance_id, settings)
+    try:
+        if key is None:
+            result = await start_fresh(client, provisioning_input)
+        else:
+            result = await start_once(client, provisioning_input)
+    except StartFailedError:
+        logger.exception("could not start request %s", instance_id)
+        answer = _problem_answer(
+            problem(ProblemCode.SERVICE_UNAVAILABLE, "The request was not started; send it again.")
+        )
+        answer.headers["Retry-After"] = str(START_RETRY_AFTER_SECONDS)
+        return _respond(answer)
+
+    if result.outcome is StartOutcome.CONFLICT:
+        detail = (
+            f"The {IDEMPOTENCY_KEY_HEADER} was already used for request {instance_id} with a different body; "
+            "use a new key for a new request."
+        )
+        return _respond(
+            _problem_answer(problem(ProblemCode.IDEMPOTENCY_CONFLICT, detail, instance=status_url))
+        )
+    if result.outcome is StartOutcome.STARTED:
+        logger.info("started request %s", instance_id)
+        document = None
+    else:
+        logger.info("request %s already exists; nothing started", instance_id)
+        document = document_from_durable(instance_id, result.durable_status)
+    if document is not None and document.status is not RequestStatus.RUNNING:
+        # The earlier request with this key has finished: its outcome is the answer (never started twice).
+        return _respond(_render(document, status_url, settings))
+    answer = HttpAnswer(
+        202,
+        {"id": instance_id, "status": RequestStatus.RUNNING.value, "statusUri": status_url},
+        {"Location": status_url, "Retry-After": str(settings.status_poll_interval_seconds)},
+    )
+    return _respond(answer)
+
+
+@bp.route(route=STATUS_ROUTE_PREFIX + "/{id}", methods=["GET"])
+@bp.durable_client_input(client_name="client")
+async def get_community_request(
+    req: func.HttpRequest, client: df.DurableOrchestrationClient
+) -> func.HttpResponse:
+    """GET /api/communities/requests/{id}: the request's status document."""
+    settings = get_settings()
+    instance_id = req.route_params.get("id", "")
+    if not is_request_id(instance_id):
+        return _respond(not_found(instance_id))
+    document = document_from_durable(instance_id, await read_status(client, instance_id))
+    if document is None:
+        return _respond(not_found(instance_id))
+    return _respond(_render(document, status_url_for(req, instance_id, settings), settings))
+
+
+@bp.route(route=STATUS_ROUTE_PREFIX + "/{id}", methods=["DELETE"])
+@bp.durable_client_input(client_name="client")
+async def cancel_community_request(
+    req: func.HttpRequest, client: df.DurableOrchestrationClient
+) -> func.HttpResponse:
+    """DELETE /api/communities/requests/{id}: cancel (terminate) a running request."""
+    settings = get_settings()
+    instance_id = req.route_params.get("id", "")
+    if not is_request_id(instance_id):
+        return _respond(not_found(instance_id))
+    status_url = status_url_for(req, instance_id, settings)
+    document = document_from_durable(instance_id, await read_status(client, instance_id))
+    if document is None:
+        return _respond(not_found(instance_id))
+    if document.status is RequestStatus.RUNNING:
+        try:
+            await client.terminate(instance_id, CANCEL_REASON)
+        except Exception:  # 404: the instance vanished (purged) between the two calls
+            logger.warning("terminating %s failed", instance_id, exc_info=True)
+            return _respond(not_found(instance_id))
+        logger.info("cancel requested for %s", instance_id)
+        document = await _wait_until_finished(client, instance_id)
+        if document is None:
+            return _respond(not_found(instance_id))
+        if document.status is RequestStatus.CANCELED:
+            return _respond(replace(_render(document, status_url, settings), status_code=200))
+        if document.status is RequestStatus.RUNNING:
+            # Termination is asynchronous: the status URL shows Canceled once it has been processed.
+            return _respond(_render(document, status_url, settings))
+    detail = (
+        f"Request {instance_id} has already finished with status {document.status.value}; nothing to cancel."
+    )
+    body = problem(ProblemCode.NOT_CANCELABLE, detail, instance=status_url)
+    body["requestStatus"] = document.status.value
+    return _respond(_problem_answer(body))
+
+
+async def _wait_until_finished(
+    client: df.DurableOrchestrationClient, instance_id: str
+) -> StatusDocument | None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + CANCEL_CONFIRM_SECONDS
+    while True:
+        document = document_from_durable(instance_id, await read_status(client, instance_id))
+        if document is None or document.status is not RequestStatus.RUNNING or loop.time() >= deadline:
+            return document
+        await asyncio.sleep(CANCEL_CONFIRM_POLL_SECONDS)
+
+
+def status_url_for(req: func.HttpRequest, instance_id: str, settings: Settings) -> str:
+    """Absolute URL of a request's status.
+
+    The base is ``PUBLIC_BASE_URL`` when set (API Management, Front Door), else the scheme, host and route
+    prefix of the incoming request. ``X-Forwarded-*`` headers are not trusted: any client can send them. A
+    ``code`` query parameter (function key) is carried over so that Power Automate, which follows
+    ``Location`` as-is, stays authorised; a key sent in the ``x-functions-key`` header is never copied.
+    """
+    if settings.public_base_url:
+        base = settings.public_base_url
+    else:
+        parts = urlsplit(req.url)
+        path = parts.path
+        marker = path.rfind("/communities")
+        prefix = path[:marker] if marker >= 0 else "/api"
+        base = f"{parts.scheme}://{parts.netloc}{prefix}"
+    url = f"{base}/{STATUS_ROUTE_PREFIX}/{instance_id}"
+    code = req.params.get("code")
+    if code:
+        url += "?code=" + quote(code, safe="")
+    return url
+
+
+def _check_content_type(content_type: str | None) -> HttpAnswer | None:
+    media_type, _, parameters = (content_type or "").partition(";")
+    media_type = media_type.strip().lower()
+    if media_type != "application/json" and not (
+        media_type.startswith("application/") and media_type.endswith("+json")
+    ):
+        shown = media_type or "none"
+        return _problem_answer(
+            problem(
+                ProblemCode.UNSUPPORTED_MEDIA_TYPE,
+                f"Content-Type must be application/json, got {shown}.",
+                errors=[{"field": "Content-Type", "message": "must be application/json"}],
+            )
+        )
+    for parameter in parameters.split(";"):
+        name, _, value = parameter.partition("=")
+        if name.strip().lower() == "charset" and value.strip().strip('"').lower() not in ("utf-8", "utf8"):
+            return _problem_answer(
+                problem(
+                    ProblemCode.UNSUPPORTED_MEDIA_TYPE,
+                    "The body must be UTF-8 encoded JSON.",
+                    errors=[{"field": "Content-Type", "message": "charset must be utf-8"}],
+                )
+            )
+    return None
+
+
+def _render(document: StatusDocument, status_url: str, settings: Settings) -> HttpAnswer:
+    return render_document(
+        document,
+        status_url=status_url,
+        poll_interval_seconds=settings.status_poll_interval_seconds,
+        now=datetime.now(UTC),
+    )
+
+
+def _problem_answer(body: dict[str, Any]) -> HttpAnswer:
+    return HttpAnswer(body["status"], body, {"Cache-Control": "no-store"}, PROBLEM_CONTENT_TYPE)
+
+
+def _respond(answer: HttpAnswer) -> func.HttpResponse:
+    return func.HttpResponse(
+        body=answer.body_bytes(),
+        status_code=answer.status_code,
+        headers=answer.headers,
+        mimetype=answer.content_type,
+        charset="utf-8",
+    )
