@@ -1,0 +1,220 @@
+// Viva Engage Community Provisioner: a Python Durable Functions app on Flex Consumption that calls Microsoft Graph
+// with a user-assigned managed identity. No secrets anywhere: storage, deployment, telemetry and Graph all use
+// Entra ID. Written in the syntax checkov's Bicep parser understands (no import/func/typed params).
+targetScope = 'subscription'
+
+@minLength(1)
+@maxLength(64)
+@description('azd environment name (dev, test, prod...); names the resource group and the task hub.')
+param environmentName string
+
+@minLength(1)
+@description('Region for all resources; it must offer the Flex Consumption plan.')
+@metadata({
+  azd: {
+    type: 'location'
+  }
+})
+param location string
+
+@description('Resource group to create; empty means rg-<environmentName>.')
+param resourceGroupName string = ''
+
+@description('Object id of the person deploying (azd sets AZURE_PRINCIPAL_ID); gets storage data roles to run the app locally against Azure. Empty skips.')
+param principalId string = ''
+
+@allowed([
+  'User'
+  'Group'
+  'ServicePrincipal'
+])
+param principalType string = 'User'
+
+// Hosting
+@allowed([
+  '3.11'
+  '3.12'
+])
+@description('Python version of the function app; 3.11 is what the test suite runs.')
+param pythonVersion string = '3.11'
+
+@minValue(40)
+@maxValue(1000)
+param maximumInstanceCount int = 100
+
+@allowed([
+  512
+  2048
+  4096
+])
+param instanceMemoryMB int = 2048
+
+@minValue(0)
+@description('Always-ready instances for the Durable Functions group. Each is billed continuously (memory x time); 0 lets the app scale to zero.')
+param durableAlwaysReadyInstances int = 1
+
+@description('Storage redundancy; LRS is the cheapest, ZRS/GZRS for production resilience.')
+param storageSkuName string = 'Standard_LRS'
+
+// Microsoft Graph permissions
+@description('Grant the Graph app roles to the managed identity in this deployment (needs AppRoleAssignment.ReadWrite.All + Application.Read.All). Off: an admin runs infra/scripts/grant-graph-permissions.sh.')
+param grantGraphAppRoles bool = false
+
+@description('Also grant User.Read.All (owners/members given as UPNs) and GroupMember.ReadWrite.All (adding members).')
+param grantUserAndMemberRoles bool = true
+
+// App settings read by the code (provisioning/settings.py, host.json, function bindings). Defaults = the code's.
+@description('Durable Functions task hub (TASKHUB_NAME); empty derives one per environment. Letters and digits, 3-45 chars.')
+param taskHubName string = ''
+
+param graphBaseUrl string = 'https://graph.microsoft.com/v1.0'
+param graphConnectTimeoutSeconds string = '5'
+param graphReadTimeoutSeconds string = '30'
+
+@description('Seconds between Graph operation status checks; Graph asks for at least 30.')
+param statusPollIntervalSeconds string = '30'
+
+param provisioningTimeoutMinutes string = '60'
+param provisioningQueue string = 'community-requests'
+param resultsQueue string = 'community-results'
+
+@description('Comma-separated host names or *.suffix patterns callback URLs may point to.')
+param callbackAllowedHosts string = '*.logic.azure.com,*.azure-apim.net,*.powerplatform.com,*.api.powerplatform.com,*.flow.microsoft.com,*.powerautomate.com'
+
+@description('Allow callback URLs on loopback hosts; only for local testing, never in Azure.')
+param callbackAllowLoopback string = 'false'
+
+var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
+var tags = {
+  'azd-env-name': environmentName
+}
+var functionAppName = 'func-${resourceToken}'
+// Task hub names allow letters and digits only: one hub per environment keeps apps sharing an account apart.
+var defaultTaskHubName = take('provisioner${toLower(replace(replace(replace(environmentName, '-', ''), '_', ''), '.', ''))}', 45)
+
+var graphAppRoles = grantUserAndMemberRoles ? [
+  'Community.ReadWrite.All'
+  'User.Read.All'
+  'GroupMember.ReadWrite.All'
+] : [
+  'Community.ReadWrite.All'
+]
+
+resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
+  name: empty(resourceGroupName) ? 'rg-${environmentName}' : resourceGroupName
+  location: location
+  tags: tags
+}
+
+module identity 'modules/identity.bicep' = {
+  name: 'identity'
+  scope: rg
+  params: {
+    name: 'id-${resourceToken}'
+    location: location
+    tags: tags
+  }
+}
+
+module storage 'modules/storage.bicep' = {
+  name: 'storage'
+  scope: rg
+  params: {
+    name: 'st${resourceToken}'
+    location: location
+    tags: tags
+    skuName: storageSkuName
+    deploymentContainerName: 'app-package-${take(functionAppName, 32)}'
+    queueNames: [
+      provisioningQueue
+      resultsQueue
+    ]
+  }
+}
+
+module monitoring 'modules/monitoring.bicep' = {
+  name: 'monitoring'
+  scope: rg
+  params: {
+    logAnalyticsName: 'log-${resourceToken}'
+    appInsightsName: 'appi-${resourceToken}'
+    location: location
+    tags: tags
+  }
+}
+
+module rbac 'modules/rbac.bicep' = {
+  name: 'rbac'
+  scope: rg
+  params: {
+    storageAccountName: storage.outputs.name
+    appInsightsName: monitoring.outputs.appInsightsName
+    identityPrincipalId: identity.outputs.principalId
+    userPrincipalId: principalId
+    userPrincipalType: principalType
+  }
+}
+
+// Every setting the code reads, with the code's defaults (tests/infra keeps this in step with the code).
+var appSettings = {
+  AZURE_CLIENT_ID: identity.outputs.clientId
+  TASKHUB_NAME: empty(taskHubName) ? defaultTaskHubName : taskHubName
+  GRAPH_BASE_URL: graphBaseUrl
+  GRAPH_CONNECT_TIMEOUT_SECONDS: graphConnectTimeoutSeconds
+  GRAPH_READ_TIMEOUT_SECONDS: graphReadTimeoutSeconds
+  STATUS_POLL_INTERVAL_SECONDS: statusPollIntervalSeconds
+  PROVISIONING_TIMEOUT_MINUTES: provisioningTimeoutMinutes
+  PROVISIONING_QUEUE: provisioningQueue
+  RESULTS_QUEUE: resultsQueue
+  CALLBACK_ALLOWED_HOSTS: callbackAllowedHosts
+  CALLBACK_ALLOW_LOOPBACK: callbackAllowLoopback
+}
+
+module functionApp 'modules/function-app.bicep' = {
+  name: 'function-app'
+  scope: rg
+  params: {
+    name: functionAppName
+    planName: 'plan-${resourceToken}'
+    location: location
+    tags: tags
+    identityId: identity.outputs.id
+    identityClientId: identity.outputs.clientId
+    storageAccountName: storage.outputs.name
+    deploymentContainerName: 'app-package-${take(functionAppName, 32)}'
+    appInsightsName: monitoring.outputs.appInsightsName
+    pythonVersion: pythonVersion
+    maximumInstanceCount: maximumInstanceCount
+    instanceMemoryMB: instanceMemoryMB
+    durableAlwaysReadyInstances: durableAlwaysReadyInstances
+    appSettings: appSettings
+  }
+  // The host starts as soon as the app exists: give it its storage and telemetry roles first.
+  dependsOn: [
+    rbac
+  ]
+}
+
+module graphPermissions 'modules/graph-app-roles.bicep' = if (grantGraphAppRoles) {
+  name: 'graph-app-roles'
+  scope: rg
+  params: {
+    principalId: identity.outputs.principalId
+    appRoleNames: graphAppRoles
+  }
+}
+
+output AZURE_LOCATION string = location
+output AZURE_TENANT_ID string = tenant().tenantId
+output AZURE_RESOURCE_GROUP string = rg.name
+output AZURE_FUNCTION_NAME string = functionApp.outputs.name
+output SERVICE_API_NAME string = functionApp.outputs.name
+output SERVICE_API_URI string = 'https://${functionApp.outputs.defaultHostName}'
+output AZURE_STORAGE_ACCOUNT_NAME string = storage.outputs.name
+output APPLICATIONINSIGHTS_CONNECTION_STRING string = monitoring.outputs.connectionString
+// Not AZURE_CLIENT_ID: azd exports outputs into local shells, where that name would steer azure-identity.
+output MANAGED_IDENTITY_CLIENT_ID string = identity.outputs.clientId
+output MANAGED_IDENTITY_PRINCIPAL_ID string = identity.outputs.principalId
+output GRAPH_APP_ROLES string = join(graphAppRoles, ',')
+output GRAPH_APP_ROLES_GRANTED_BY_DEPLOYMENT bool = grantGraphAppRoles
+output TASKHUB_NAME string = appSettings.TASKHUB_NAME
