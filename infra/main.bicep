@@ -84,6 +84,9 @@ param callbackAllowedHosts string = '*.logic.azure.com,*.azure-apim.net,*.powerp
 @description('Allow callback URLs on loopback hosts; only for local testing, never in Azure.')
 param callbackAllowLoopback string = 'false'
 
+@description('Public base URL of the API (e.g. behind API Management) for status URLs; empty uses the host of each request.')
+param publicBaseUrl string = ''
+
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
 var tags = {
   'azd-env-name': environmentName
@@ -168,6 +171,7 @@ var appSettings = {
   RESULTS_QUEUE: resultsQueue
   CALLBACK_ALLOWED_HOSTS: callbackAllowedHosts
   CALLBACK_ALLOW_LOOPBACK: callbackAllowLoopback
+  PUBLIC_BASE_URL: publicBaseUrl
 }
 
 module functionApp 'modules/function-app.bicep' = {
