@@ -79,12 +79,17 @@ def _json_value(value: Any) -> Any:
     return value
 
 
+_INPUT_KEYS = frozenset(field.alias or name for name, field in ProvisioningInput.model_fields.items())
+
+
 def input_of(durable: Mapping[str, Any]) -> ProvisioningInput | None:
     raw = _json_value(durable.get("input"))
     if not isinstance(raw, Mapping):
         return None
+    # After continue-as-new the input also carries the orchestrator's own state: keep the request's fields.
+    known = {key: value for key, value in raw.items() if key in _INPUT_KEYS}
     try:
-        return ProvisioningInput.model_validate(raw)
+        return ProvisioningInput.model_validate(known)
     except ValidationError:
         return None
 
