@@ -1,0 +1,404 @@
+"""HTTP plumbing: routing table, request pipeline (faults, auth, rate limit, handler) and GraphSimulator."""
+
+from __future__ import annotations
+
+import copy
+import re
+import secrets
+import socket
+import struct
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from graph_simulator.admin_api import AdminApi
+from graph_simulator.graph_api import GraphApi, SimulatorConfig
+from graph_simulator.identity import TokenService
+from graph_simulator.scenarios import ActiveScenario, ScenarioEngine, format_retry_after
+from graph_simulator.state import Store, error_date
+from graph_simulator.wire import GraphApiError, Request, Response
+
+# Headers that carry secrets never reach the request log.
+SECRET_HEADERS = frozenset({"authorization", "x-identity-header", "cookie", "set-cookie"})
+_DEFAULT_ERROR_CODES = {
+    400: "BadRequest",
+    401: "InvalidAuthenticationToken",
+    403: "accessDenied",
+    404: "itemNotFound",
+    409: "nameAlreadyExists",
+    429: "TooManyRequests",
+    500: "generalException",
+    502: "BadGateway",
+    503: "serviceNotAvailable",
+    504: "GatewayTimeout",
+}
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    pattern: re.Pattern[str]
+    name: str  # the scenario route name ("create", "operation", ...) or "admin"
+    handler: Callable[[Request], Response]
+
+
+def _path(pattern: str) -> re.Pattern[str]:
+    return re.compile(f"^{pattern}$", re.IGNORECASE)
+
+
+_VER = r"/(?P<ver>v1\.0|beta)"
+# Graph keys come as a path segment or in OData key syntax: /things/{id} and /things('{id}').
+_KEY = r"(?:/(?P<id>[^/()']+)|\('(?P<kid>[^']+)'\))"
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    simulator: GraphSimulator
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+
+    def do_GET(self) -> None:
+        self.server.simulator._serve(self)
+
+    def do_POST(self) -> None:
+        self.server.simulator._serve(self)
+
+    def do_PATCH(self) -> None:
+        self.server.simulator._serve(self)
+
+    def do_DELETE(self) -> None:
+        self.server.simulator._serve(self)
+
+    def do_PUT(self) -> None:
+        self.server.simulator._serve(self)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet: the request log is the record."""
+
+
+class GraphSimulator:
+    """Microsoft Graph (Viva Engage communities, users, group members) and an App Service managed identity
+    endpoint on loopback. See docs/graph-simulator.md."""
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        clock: Callable[[], float] = time.time,
+        *,
+        operation_header: str = "location",
+        polls_to_complete: int = 3,
+        identity_header: str | None = None,
+        token_lifetime_seconds: int = 24 * 3600,
+    ) -> None:
+        self._host = host
+        self._port = port
+        self._clock = clock
+        self._clock_offset = 0.0
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+        self.config = SimulatorConfig(operation_header, polls_to_complete)
+        self.config.validate()
+        self.store = Store()
+        self.scenarios = ScenarioEngine()
+        self.tokens = TokenService(
+            self.store, identity_header or secrets.token_urlsafe(24), lambda: self.url, token_lifetime_seconds
+        )
+        self._graph = GraphApi(self.store, self.scenarios, self.config, self.now, lambda: self.url)
+        self._admin = AdminApi(self)
+        self._routes = self._build_routes()
+
+    def _build_routes(self) -> list[Route]:
+        graph, admin = self._graph, self._admin
+        communities = f"{_VER}/employeeExperience/communities"
+        operations = f"{_VER}/employeeExperience/engagementAsyncOperations"
+        groups = f"{_VER}/groups/(?P<gid>[^/]+)"
+        return [
+            Route("GET", _path("/msi/token"), "token", self.tokens.token_endpoint),
+            Route("POST", _path(f"{communities}/?"), "create", graph.create_community),
+            Route("GET", _path(f"{communities}/?"), "list", graph.list_communities),
+            Route("GET", _path(communities + _KEY), "community", graph.get_community),
+            Route("PATCH", _path(communities + _KEY), "community", graph.update_community),
+            Route("DELETE", _path(communities + _KEY), "community", graph.delete_community),
+            Route("GET", _path(operations + _KEY), "operation", graph.get_operation),
+            Route("GET", _path(f"{_VER}/users" + _KEY), "users", graph.get_user),
+            Route("POST", _path(f"{groups}/members/\\$ref"), "members", graph.add_member_ref),
+            Route("GET", _path(f"{groups}/members"), "members", graph.list_members),
+            Route("PATCH", _path(groups), "members", graph.patch_group),
+            *admin.routes(),
+        ]
+
+    # --- lifecycle
+
+    def start(self) -> GraphSimulator:
+        if self._server is not None:
+            return self
+        server = _Server((self._host, self._port), _Handler)
+        server.simulator = self
+        self._server = server
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.1}, name="graph-simulator", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is None:
+            return
+        self._server.shutdown()
+        self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._server = None
+        self._thread = None
+
+    def __enter__(self) -> GraphSimulator:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    # --- public API (contract §1)
+
+    @property
+    def url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("the Graph simulator is not started")
+        return f"http://{self._host}:{self._server.server_address[1]}"
+
+    @property
+    def graph_base_url(self) -> str:
+        return self.url + "/v1.0"
+
+    @property
+    def identity_endpoint(self) -> str:
+        return self.url + "/msi/token"
+
+    @property
+    def identity_header(self) -> str:
+        return self.tokens.identity_header
+
+    def app_env(self, client_id: str | None = None) -> dict[str, str]:
+        env = {
+            "GRAPH_BASE_URL": self.graph_base_url,
+            "IDENTITY_ENDPOINT": self.identity_endpoint,
+            "IDENTITY_HEADER": self.identity_header,
+        }
+        if client_id:
+            env["AZURE_CLIENT_ID"] = client_id
+        return env
+
+    def now(self) -> float:
+        """The simulator clock: the injected clock plus what ``advance_clock`` added."""
+        return self._clock() + self._clock_offset
+
+    def advance_clock(self, seconds: float) -> float:
+        self._clock_offset += seconds
+        return self.now()
+
+    def set_scenario(self, name: str, **options: Any) -> dict[str, Any]:
+        return self.scenarios.activate(name, options).to_dict()
+
+    def clear_scenarios(self) -> None:
+        self.scenarios.clear()
+
+    def reset(self) -> None:
+        self.store.reset()
+        self.scenarios.clear()
+
+    def requests(self) -> list[dict[str, Any]]:
+        with self.store.lock:
+            return copy.deepcopy(self.store.request_log)
+
+    def clear_requests(self) -> None:
+        with self.store.lock:
+            self.store.request_log.clear()
+
+    def add_user(self, id: str, upn: str, display_name: str) -> dict[str, Any]:
+        return self.store.add_user(id, upn, display_name).to_graph()
+
+    def users(self) -> list[dict[str, Any]]:
+        with self.store.lock:
+            return [user.to_graph() for user in self.store.users.values()]
+
+    def add_community(
+        self,
+        display_name: str,
+        description: str = "",
+        privacy: str = "private",
+        owner_ids: list[str] | None = None,
+    ) -> dict[str, Any]:
+        """Seed a community directly (duplicate display names allowed, as on Graph)."""
+        return self.store.new_community(display_name, description, privacy, list(owner_ids or [])).to_graph()
+
+    def communities(self) -> list[dict[str, Any]]:
+        with self.store.lock:
+            return [c.to_graph() for c in self.store.communities.values()]
+
+    def group_members(self, group_id: str) -> list[str]:
+        with self.store.lock:
+            return list(self.store.group_members.get(group_id, []))
+
+    # --- request pipeline
+
+    def _match(self, request: Request) -> Route:
+        allowed = False
+        for route in self._routes:
+            match = route.pattern.match(request.path)
+            if match is None:
+                continue
+            if route.method != request.method:
+                allowed = True
+                continue
+            request.params = {k: v for k, v in match.groupdict().items() if v is not None}
+            if "kid" in request.params:
+                request.params["id"] = request.params.pop("kid")
+            return route
+        if allowed:
+            raise GraphApiError(
+                405, "Request_BadRequest", "Specified HTTP method is not allowed for the request target."
+            )
+        segment = request.path.rstrip("/").rsplit("/", 1)[-1]
+        raise GraphApiError(400, "BadRequest", f"Resource not found for the segment '{segment}'.")
+
+    def _serve(self, handler: _Handler) -> None:
+        split = urlsplit(handler.path)
+        length = int(handler.headers.get("Content-Length") or 0)
+        body = handler.rfile.read(length) if length > 0 else b""
+        request = Request(
+            handler.command,
+            unquote(split.path),
+            dict(parse_qsl(split.query, keep_blank_values=True)),
+            handler.headers,
+            body,
+        )
+        request_id = str(uuid.uuid4())
+        client_request_id = request.header("client-request-id") or str(uuid.uuid4())
+        try:
+            route = self._match(request)
+        except GraphApiError as error:
+            route = None
+            response = self._error_response(error, request_id, client_request_id)
+        if route is not None and route.name == "admin":
+            self._write(handler, self._admin.handle(route, request))
+            return
+        entry = {
+            "method": request.method,
+            "path": request.path,
+            "query": request.query,
+            "time": self.now(),
+            "status": None,
+            "headers": {k: v for k, v in request.headers.items() if k.lower() not in SECRET_HEADERS},
+            "route": route.name if route else None,
+            "requestId": request_id,
+        }
+        with self.store.lock:
+            self.store.request_log.append(entry)
+        after: list[ActiveScenario] = []
+        if route is not None:
+            if self.scenarios.take_first("fault-after", route.name, _reset_without_commit):
+                self._reset(handler)
+                return
+            response = self._run(route, request, request_id, client_request_id)
+            after = self.scenarios.take_all("fault-after", route.name, lambda s: not _reset_without_commit(s))
+        response.headers.setdefault("request-id", request_id)
+        response.headers.setdefault("client-request-id", client_request_id)
+        for scenario in after:
+            if scenario.name == "slow":
+                time.sleep(float(scenario.options["seconds"]))
+            elif scenario.name == "malformed-json":
+                response.body = b'{"id": "eyJfdHlwZSI6IkxvbmdSdW5uaW5nT3BlcmF0aW9uIiwiaWQi", "status": "runn'
+                response.headers["Content-Type"] = "application/json"
+        if any(s.name == "connection-reset" for s in after):
+            self._reset(handler)
+            return
+        with self.store.lock:
+            entry["status"] = response.status
+        self._write(handler, response)
+
+    def _run(self, route: Route, request: Request, request_id: str, client_request_id: str) -> Response:
+        try:
+            fault = self.scenarios.take_first("fault-before", route.name)
+            if fault is not None:
+                raise self._fault_error(fault)
+            if route.name != "token":
+                token = self.tokens.authenticate(request)
+                wait = self.scenarios.rate_limit_wait(
+                    token.client_id or "system-assigned", route.name, self.now()
+                )
+                if wait is not None:
+                    raise _throttled(*wait, now=self.now())
+            return route.handler(request)
+        except GraphApiError as error:
+            return self._error_response(error, request_id, client_request_id)
+
+    def _fault_error(self, fault: ActiveScenario) -> GraphApiError:
+        options = fault.options
+        if fault.name == "throttle":
+            return _throttled(float(options["retry_after"]), str(options["form"]), now=self.now())
+        status = int(options["status"])
+        headers: dict[str, str] = {}
+        if options.get("retry_after") is not None:
+            value = format_retry_after(float(options["retry_after"]), str(options["form"]), self.now())
+            if value is not None:
+                headers["Retry-After"] = value
+        code = options.get("code") or _DEFAULT_ERROR_CODES.get(status, "UnknownError")
+        message = options.get("message") or f"Simulated {status} from the Graph simulator."
+        return GraphApiError(status, str(code), str(message), headers=headers)
+
+    def _error_response(self, error: GraphApiError, request_id: str, client_request_id: str) -> Response:
+        inner = {
+            "date": error_date(self.now()),
+            "request-id": request_id,
+            "client-request-id": client_request_id,
+            **error.inner,
+        }
+        payload = {"error": {"code": error.code, "message": error.message, "innerError": inner}}
+        return Response.json(error.status, payload, error.headers, content_type="application/json")
+
+    @staticmethod
+    def _reset(handler: _Handler) -> None:
+        """Close the socket with RST and no response, as a dropped connection looks to the client."""
+        handler.close_connection = True
+        try:
+            handler.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            handler.connection.close()
+        except OSError:
+            pass
+
+    @staticmethod
+    def _write(handler: _Handler, response: Response) -> None:
+        try:
+            handler.send_response(response.status)
+            for name, value in response.headers.items():
+                handler.send_header(name, value)
+            handler.send_header("Content-Length", str(len(response.body)))
+            handler.end_headers()
+            if response.body:
+                handler.wfile.write(response.body)
+        except (BrokenPipeError, ConnectionResetError):
+            handler.close_connection = True  # the client gave up (e.g. its read timeout during "slow")
+
+
+def _reset_without_commit(scenario: ActiveScenario) -> bool:
+    return scenario.name == "connection-reset" and not scenario.options["commit"]
+
+
+def _throttled(seconds: float, form: str, *, now: float) -> GraphApiError:
+    """Graph's documented 429 (throttling.md sample)."""
+    value = format_retry_after(seconds, form, now)
+    return GraphApiError(
+        429,
+        "TooManyRequests",
+        "Please retry again later.",
+        headers={"Retry-After": value} if value is not None else {},
+        inner={"code": "429", "message": "Please retry after", "status": "429"},
+    )
