@@ -1,0 +1,139 @@
+"""azd and func deployment files: azure.yaml, main.parameters.json, bicepconfig.json, .funcignore, the Graph
+permissions script and the settings table of docs/deploy.md."""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import yaml
+
+from tests.infra.infra_files import INFRA, ROOT, parse_bicep, variable
+
+AZD_PLACEHOLDER = re.compile(r"^\$\{(?P<name>[A-Z_][A-Z0-9_]*)(?:=(?P<default>.*))?\}$")
+GRANT_SCRIPT = INFRA / "scripts" / "grant-graph-permissions.sh"
+# What the deployment package holds; anything else at the top level must be excluded by .funcignore.
+DEPLOYED = {
+    "function_app.py",
+    "host.json",
+    "requirements.txt",
+    "triggers",
+    "orchestrators",
+    "activities",
+    "provisioning",
+}
+NEVER_DEPLOYED = {
+    "tests",
+    "infra",
+    "docs",
+    "devhost",
+    "graph_simulator",
+    "bench",
+    "connector",
+    "node_modules",
+    ".venv",
+    ".venv-checkov",
+    "local.settings.json",
+    "local.settings.sample.json",
+}
+
+
+def test_azure_yaml_declares_the_function_service() -> None:
+    config = yaml.safe_load((ROOT / "azure.yaml").read_text(encoding="utf-8"))
+    assert config["services"] == {"api": {"project": ".", "language": "python", "host": "function"}}
+
+
+def test_parameters_file_uses_azd_placeholders_for_main_bicep_parameters() -> None:
+    document = json.loads((INFRA / "main.parameters.json").read_text(encoding="utf-8"))
+    declared = parse_bicep("main.bicep")["parameters"]
+    required = {name for name, spec in declared.items() if "default" not in spec}
+    assert required <= set(document["parameters"])
+    for name, entry in document["parameters"].items():
+        assert name in declared, f"{name} is not a main.bicep parameter"
+        match = AZD_PLACEHOLDER.match(str(entry["value"]))
+        assert match, f"{name}: use azd's ${{VAR}} or ${{VAR=default}} form"
+        if match["default"] is not None:
+            # azd substitutes the default as a string: it must equal the Bicep default.
+            bicep_default = declared[name]["default"]
+            expected = str(bicep_default).lower() if isinstance(bicep_default, bool) else str(bicep_default)
+            assert match["default"] == expected, f"{name}: {match['default']!r} != Bicep default {expected!r}"
+
+
+def test_bicepconfig_is_json_with_the_graph_extension() -> None:
+    config = json.loads((INFRA / "bicepconfig.json").read_text(encoding="utf-8"))
+    assert "microsoftGraphV1" in config["extensions"]
+
+
+def _funcignore_patterns() -> list[str]:
+    lines = (ROOT / ".funcignore").read_text(encoding="utf-8").splitlines()
+    return [line.strip().rstrip("/") for line in lines if line.strip() and not line.startswith("#")]
+
+
+def _excluded(name: str, patterns: list[str]) -> bool:
+    return any(fnmatch.fnmatch(name, pattern) for pattern in patterns)
+
+
+def test_funcignore_keeps_dev_files_out_and_the_app_in() -> None:
+    patterns = _funcignore_patterns()
+    assert not [name for name in DEPLOYED if _excluded(name, patterns)]
+    assert not [name for name in NEVER_DEPLOYED if not _excluded(name, patterns)]
+
+
+def test_funcignore_excludes_every_other_top_level_file() -> None:
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
+    top_level = {path.split("/", 1)[0] for path in listed}
+    patterns = _funcignore_patterns()
+    shipped = {name for name in top_level if not _excluded(name, patterns)} - DEPLOYED
+    assert not shipped, f"add these to .funcignore (or to DEPLOYED if the app needs them): {sorted(shipped)}"
+
+
+def test_grant_script_is_valid_bash_and_grants_what_bicep_grants() -> None:
+    subprocess.run(["bash", "-n", str(GRANT_SCRIPT)], check=True)
+    assert os.access(GRANT_SCRIPT, os.X_OK)
+    match = re.search(
+        r'^readonly ALL_ROLES="([^"]+)"', GRANT_SCRIPT.read_text(encoding="utf-8"), re.MULTILINE
+    )
+    assert match
+    roles = variable(parse_bicep("main.bicep"), "graphAppRoles")["operator"]["operands"]["true_value"]
+    assert match[1].split(",") == roles
+
+
+def test_grant_script_refuses_to_run_without_a_principal(tmp_path: Path) -> None:
+    # An empty PATH: neither az nor azd can be reached, so nothing can touch a real tenant.
+    bash = shutil.which("bash")
+    assert bash
+    env = {"PATH": str(tmp_path), "HOME": str(tmp_path)}
+    done = subprocess.run([bash, str(GRANT_SCRIPT)], env=env, capture_output=True, text=True, check=False)
+    assert done.returncode == 2
+    assert "--principal-id" in done.stderr
+    done = subprocess.run(
+        [bash, str(GRANT_SCRIPT), "--bogus"], env=env, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 2
+    assert "unknown argument: --bogus" in done.stderr
+
+
+def test_deploy_doc_lists_every_app_setting() -> None:
+    doc = (ROOT / "docs" / "deploy.md").read_text(encoding="utf-8")
+    table = {
+        m for line in doc.splitlines() if line.startswith("| `") for m in re.findall(r"`([A-Za-z_]+)`", line)
+    }
+    code_settings = set(variable(parse_bicep("main.bicep"), "appSettings"))
+    platform = {
+        name
+        for name in variable(parse_bicep("modules/function-app.bicep"), "platformAppSettings")
+        if "__" not in name
+    }
+    assert code_settings | platform <= table, sorted((code_settings | platform) - table)
+    assert "AzureWebJobsStorage__credential" in table
