@@ -122,11 +122,7 @@ class GraphClient:
             json_body=body,
             non_idempotent=True,
         )
-        # The docs' prose names Operation-Location, their current example and every real client use Location.
-        headers = reply.response.headers  # case-insensitive
-        location = (headers.get("Operation-Location") or "").strip() or (
-            headers.get("Location") or ""
-        ).strip()
+        location = _polling_header(reply.response.headers)
         if not location:
             raise GraphError(
                 ErrorKind.AMBIGUOUS,
@@ -419,6 +415,15 @@ def _never_sent(exc: requests.RequestException) -> bool:
         # With retries off, urllib3 wraps only connection-phase failures in MaxRetryError.
         return isinstance(exc.args[0].reason, NewConnectionError | ConnectTimeoutError)
     return False
+
+
+def _polling_header(headers: Mapping[str, str]) -> str:
+    """The operation URL header's value, or "" when there is none.
+
+    The docs' prose names Operation-Location; their current example and every real client use Location.
+    ``requests`` gives a case-insensitive mapping, so any spelling of either name is found.
+    """
+    return (headers.get("Operation-Location") or "").strip() or (headers.get("Location") or "").strip()
 
 
 def _is_already_member(error: GraphError) -> bool:

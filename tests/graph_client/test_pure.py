@@ -7,8 +7,10 @@ import tomllib
 from pathlib import Path
 
 import pytest
+import requests
 
 from provisioning.graph import ErrorKind, GraphError, OperationState, map_status, parse_retry_after
+from provisioning.graph.client import _http_error, _polling_header
 from provisioning.graph.errors import classify_status, parse_error_body
 from provisioning.graph.operation import OperationStatus
 from provisioning.graph.urls import GraphEndpoint, origin_of, path_for_log
@@ -291,3 +293,72 @@ def test_user_agent_version_is_pyprojects() -> None:
     pyproject = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
     assert pyproject["project"]["version"] == APP_VERSION
     assert f"viva-engage-community-provisioner/{APP_VERSION}" == USER_AGENT
+
+
+# ------------------------------------------------------------------------- error from a response (values)
+
+
+def response(status: int, body: str, headers: dict[str, str]) -> requests.Response:
+    """A plain ``requests.Response`` value as the session would return it."""
+    built = requests.Response()
+    built.status_code = status
+    built.reason = "Reason"
+    built._content = body.encode()
+    built.headers.update(headers)
+    return built
+
+
+def test_request_ids_fall_back_to_the_response_headers() -> None:
+    error = _http_error(
+        response(502, "<html>Bad gateway</html>", {"request-id": "hdr-r", "client-request-id": "hdr-c"}),
+        non_idempotent=False,
+        client_request_id="sent-c",
+    )
+    assert (error.kind, error.http_status, error.code) == (ErrorKind.TRANSIENT, 502, None)
+    assert (error.request_id, error.client_request_id) == ("hdr-r", "hdr-c")
+    assert "502" in error.message
+
+
+def test_request_ids_from_the_body_win_and_the_sent_id_is_the_last_resort() -> None:
+    body = '{"error": {"code": "accessDenied", "message": "No", "innererror": {"request-id": "body-r"}}}'
+    error = _http_error(
+        response(403, body, {"request-id": "hdr-r"}), non_idempotent=True, client_request_id="sent"
+    )
+    assert (error.kind, error.code, error.message) == (ErrorKind.PERMANENT, "accessDenied", "No")
+    assert (error.request_id, error.client_request_id) == ("body-r", "sent")
+
+
+def test_retry_after_is_read_from_any_error_answer() -> None:
+    throttled = _http_error(
+        response(429, "", {"Retry-After": "2.128"}), non_idempotent=False, client_request_id="c"
+    )
+    assert (throttled.kind, throttled.retry_after_seconds) == (ErrorKind.THROTTLED, 2.128)
+    gateway = _http_error(response(504, "", {"retry-after": "5"}), non_idempotent=True, client_request_id="c")
+    assert (gateway.kind, gateway.retry_after_seconds) == (ErrorKind.AMBIGUOUS, 5.0)
+    assert "may exist" in gateway.message
+
+
+def test_a_redirect_is_not_followed_and_is_permanent() -> None:
+    error = _http_error(
+        response(302, "", {"Location": "https://elsewhere.example/x"}),
+        non_idempotent=False,
+        client_request_id="c",
+    )
+    assert (error.kind, error.http_status) == (ErrorKind.PERMANENT, 302)
+    assert "redirect" in error.message
+    assert "elsewhere" not in error.message
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        ({"Location": "L"}, "L"),
+        ({"location": " L "}, "L"),
+        ({"Operation-Location": "O"}, "O"),
+        ({"OPERATION-LOCATION": "O", "LOCATION": "L"}, "O"),  # the documented header wins
+        ({"operation-location": "", "Location": "L"}, "L"),
+        ({"Content-Type": "application/json"}, ""),
+    ],
+)
+def test_polling_header_names_in_any_case(headers: dict[str, str], expected: str) -> None:
+    assert _polling_header(response(202, "", headers).headers) == expected
