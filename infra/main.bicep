@@ -92,6 +92,8 @@ var tags = {
   'azd-env-name': environmentName
 }
 var functionAppName = 'func-${resourceToken}'
+// Blob container of the Flex deployment package (container names: at most 63 characters).
+var deploymentContainerName = 'app-package-${take(functionAppName, 32)}'
 // Task hub names allow letters and digits only: one hub per environment keeps apps sharing an account apart.
 var defaultTaskHubName = take('provisioner${toLower(replace(replace(replace(environmentName, '-', ''), '_', ''), '.', ''))}', 45)
 
@@ -127,7 +129,7 @@ module storage 'modules/storage.bicep' = {
     location: location
     tags: tags
     skuName: storageSkuName
-    deploymentContainerName: 'app-package-${take(functionAppName, 32)}'
+    deploymentContainerName: deploymentContainerName
     queueNames: [
       provisioningQueue
       resultsQueue
@@ -185,7 +187,7 @@ module functionApp 'modules/function-app.bicep' = {
     identityId: identity.outputs.id
     identityClientId: identity.outputs.clientId
     storageAccountName: storage.outputs.name
-    deploymentContainerName: 'app-package-${take(functionAppName, 32)}'
+    deploymentContainerName: deploymentContainerName
     appInsightsName: monitoring.outputs.appInsightsName
     pythonVersion: pythonVersion
     maximumInstanceCount: maximumInstanceCount
