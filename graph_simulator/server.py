@@ -54,6 +54,8 @@ def _path(pattern: str) -> re.Pattern[str]:
 _VER = r"/(?P<ver>v1\.0|beta)"
 # Graph keys come as a path segment or in OData key syntax: /things/{id} and /things('{id}').
 _KEY = r"(?:/(?P<id>[^/()']+)|\('(?P<kid>[^']+)'\))"
+# A UPN may contain an apostrophe, which is fine in a path segment (and doubled inside the key syntax).
+_USER_KEY = r"(?:/(?P<id>[^/]+)|\('(?P<kid>(?:[^']|'')+)'\))"
 
 
 class _Server(ThreadingHTTPServer):
@@ -129,7 +131,7 @@ class GraphSimulator:
             Route("PATCH", _path(communities + _KEY), "community", graph.update_community),
             Route("DELETE", _path(communities + _KEY), "community", graph.delete_community),
             Route("GET", _path(operations + _KEY), "operation", graph.get_operation),
-            Route("GET", _path(f"{_VER}/users" + _KEY), "users", graph.get_user),
+            Route("GET", _path(f"{_VER}/users" + _USER_KEY), "users", graph.get_user),
             Route("POST", _path(f"{groups}/members/\\$ref"), "members", graph.add_member_ref),
             Route("GET", _path(f"{groups}/members"), "members", graph.list_members),
             Route("PATCH", _path(groups), "members", graph.patch_group),
@@ -260,7 +262,7 @@ class GraphSimulator:
                 continue
             request.params = {k: v for k, v in match.groupdict().items() if v is not None}
             if "kid" in request.params:
-                request.params["id"] = request.params.pop("kid")
+                request.params["id"] = request.params.pop("kid").replace("''", "'")
             return route
         if allowed:
             raise GraphApiError(
