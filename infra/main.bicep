@@ -105,7 +105,7 @@ var graphAppRoles = grantUserAndMemberRoles ? [
   'Community.ReadWrite.All'
 ]
 
-resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
+resource rg 'Microsoft.Resources/resourceGroups@2024-11-01' = {
   name: empty(resourceGroupName) ? 'rg-${environmentName}' : resourceGroupName
   location: location
   tags: tags
