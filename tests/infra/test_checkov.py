@@ -7,11 +7,13 @@ failures and checks that the security-relevant files were actually scanned.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -52,24 +54,25 @@ def _installed_checkov_version() -> str | None:
 @pytest.fixture(scope="session")
 def checkov() -> Path:
     """The checkov executable, installing it into .venv-checkov unless the right version is already there."""
-    if _installed_checkov_version() != CHECKOV_VERSION:
-        shutil.rmtree(CHECKOV_VENV, ignore_errors=True)
-        for step in (
-            [sys.executable, "-m", "venv", str(CHECKOV_VENV)],
-            [
-                str(CHECKOV_VENV / "bin" / "python"),
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                f"checkov=={CHECKOV_VERSION}",
-            ],
-        ):
-            done = subprocess.run(step, capture_output=True, text=True, check=False)
-            if done.returncode != 0:
-                shutil.rmtree(CHECKOV_VENV, ignore_errors=True)
-                pytest.fail(f"could not install checkov: {' '.join(step)}\n{done.stderr[-3000:]}")
+    # Test sessions running side by side in one checkout must not build the venv over each other.
+    with open(Path(tempfile.gettempdir()) / "viva-provisioner-checkov-venv.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if _installed_checkov_version() != CHECKOV_VERSION:
+            _install_checkov()
     return CHECKOV_VENV / "bin" / "checkov"
+
+
+def _install_checkov() -> None:
+    shutil.rmtree(CHECKOV_VENV, ignore_errors=True)
+    python = str(CHECKOV_VENV / "bin" / "python")
+    for step in (
+        [sys.executable, "-m", "venv", str(CHECKOV_VENV)],
+        [python, "-m", "pip", "install", "--quiet", f"checkov=={CHECKOV_VERSION}"],
+    ):
+        done = subprocess.run(step, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            shutil.rmtree(CHECKOV_VENV, ignore_errors=True)
+            pytest.fail(f"could not install checkov: {' '.join(step)}\n{done.stderr[-3000:]}")
 
 
 @pytest.fixture(scope="session")
