@@ -60,6 +60,14 @@ def test_upn_with_an_apostrophe_percent_encoded(graph_sim: GraphSimulator, graph
     }
 
 
+def test_user_by_upn_in_key_syntax_with_a_doubled_quote(
+    graph_sim: GraphSimulator, graph: requests.Session
+) -> None:
+    escaped = SEED_USERS[4]["userPrincipalName"].replace("'", "''")
+    response = graph.get(f"{graph_sim.graph_base_url}/users('{escaped}')")
+    assert response.json()["id"] == SEED_USERS[4]["id"]
+
+
 def test_unknown_user_is_404_request_resource_not_found(
     graph_sim: GraphSimulator, graph: requests.Session
 ) -> None:
