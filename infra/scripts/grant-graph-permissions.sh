@@ -59,7 +59,11 @@ for role in "${role_names[@]}"; do
   fi
   granted="$(az rest --method get --url "$graph/servicePrincipals/$principal_id/appRoleAssignments" \
     --query "length(value[?appRoleId=='$role_id' && resourceId=='$graph_sp_id'])" -o tsv)"
-  if [[ "$granted" != "0" ]]; then
+  if [[ ! "$granted" =~ ^[0-9]+$ ]]; then
+    echo "Could not read the app role assignments of $principal_id" >&2
+    exit 1
+  fi
+  if (( granted > 0 )); then
     echo "already granted: $role"
     continue
   fi

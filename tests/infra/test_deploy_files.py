@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import yaml
@@ -137,3 +138,66 @@ def test_deploy_doc_lists_every_app_setting() -> None:
     }
     assert code_settings | platform <= table, sorted((code_settings | platform) - table)
     assert "AzureWebJobsStorage__credential" in table
+
+
+def _run_grant_script(
+    tmp_path: Path, *args: str, principal: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Runs the script with `az` = tests/infra/fake_az.py (the real CLI's --query via jmespath) on PATH."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    fake = bin_dir / "az"
+    fake.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{Path(__file__).parent / "fake_az.py"}" "$@"\n')
+    fake.chmod(0o755)
+    env = {
+        "PATH": f"{bin_dir}:/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "FAKE_AZ_STATE": str(tmp_path / "az.json"),
+    }
+    if principal:
+        env["MANAGED_IDENTITY_PRINCIPAL_ID"] = principal
+    return subprocess.run(
+        ["bash", str(GRANT_SCRIPT), *args], env=env, capture_output=True, text=True, check=False
+    )
+
+
+def _assignments(tmp_path: Path, principal: str) -> list[dict[str, str]]:
+    state = json.loads((tmp_path / "az.json").read_text())
+    assignments: list[dict[str, str]] = state["assignments"].get(principal, [])
+    return assignments
+
+
+def test_grant_script_grants_each_role_once(tmp_path: Path) -> None:
+    principal = "0b9c1a2e-0000-4000-8000-00000000beef"
+    first = _run_grant_script(tmp_path, principal=principal)
+    assert first.returncode == 0, first.stderr
+    granted = _assignments(tmp_path, principal)
+    assert {a["appRoleId"] for a in granted} == {
+        "35d59e32-eab5-4553-9345-abb62b4c703c",  # Community.ReadWrite.All
+        "df021288-bdef-4463-88db-98f22de89214",  # User.Read.All
+        "dbaae8cf-10b5-4b86-a4a1-f871c94c6695",  # GroupMember.ReadWrite.All
+    }
+    assert {(a["principalId"], a["resourceId"]) for a in granted} == {
+        (principal, "5f0c4b3a-0000-4000-8000-00000000a001")
+    }
+    again = _run_grant_script(tmp_path, principal=principal)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.count("already granted") == 3
+    assert len(_assignments(tmp_path, principal)) == 3
+
+
+def test_grant_script_grants_only_the_roles_asked_for(tmp_path: Path) -> None:
+    principal = "0b9c1a2e-0000-4000-8000-00000000cafe"
+    done = _run_grant_script(tmp_path, "--principal-id", principal, "--roles", "Community.ReadWrite.All")
+    assert done.returncode == 0, done.stderr
+    assert [a["appRoleId"] for a in _assignments(tmp_path, principal)] == [
+        "35d59e32-eab5-4553-9345-abb62b4c703c"
+    ]
+
+
+def test_grant_script_rejects_a_role_graph_does_not_offer_to_applications(tmp_path: Path) -> None:
+    principal = "0b9c1a2e-0000-4000-8000-00000000f00d"
+    done = _run_grant_script(tmp_path, "--roles", "Delegated.Only", principal=principal)
+    assert done.returncode == 1
+    assert "no application permission named Delegated.Only" in done.stderr
+    assert _assignments(tmp_path, principal) == []
