@@ -222,5 +222,4 @@ output APPLICATIONINSIGHTS_CONNECTION_STRING string = monitoring.outputs.connect
 output MANAGED_IDENTITY_CLIENT_ID string = identity.outputs.clientId
 output MANAGED_IDENTITY_PRINCIPAL_ID string = identity.outputs.principalId
 output GRAPH_APP_ROLES string = join(graphAppRoles, ',')
-output GRAPH_APP_ROLES_GRANTED_BY_DEPLOYMENT bool = grantGraphAppRoles
 output TASKHUB_NAME string = appSettings.TASKHUB_NAME

@@ -23,4 +23,3 @@ resource graphAppRoleAssignments 'Microsoft.Graph/appRoleAssignedTo@v1.0' = [for
   appRoleId: filter(graphAppRoles, r => r.value == roleName)[0].id
 }]
 
-output grantedRoles array = appRoleNames

@@ -14,6 +14,5 @@ resource identity 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-31' 
 }
 
 output id string = identity.id
-output name string = identity.name
 output clientId string = identity.properties.clientId
 output principalId string = identity.properties.principalId

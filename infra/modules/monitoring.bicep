@@ -36,4 +36,3 @@ resource appInsights 'Microsoft.Insights/components@2020-02-02' = {
 
 output appInsightsName string = appInsights.name
 output connectionString string = appInsights.properties.ConnectionString
-output logAnalyticsName string = logAnalytics.name

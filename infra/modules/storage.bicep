@@ -67,6 +67,3 @@ resource queues 'Microsoft.Storage/storageAccounts/queueServices/queues@2024-01-
 }]
 
 output name string = storage.name
-output blobEndpoint string = storage.properties.primaryEndpoints.blob
-output queueEndpoint string = storage.properties.primaryEndpoints.queue
-output tableEndpoint string = storage.properties.primaryEndpoints.table
