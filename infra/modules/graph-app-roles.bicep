@@ -22,4 +22,3 @@ resource graphAppRoleAssignments 'Microsoft.Graph/appRoleAssignedTo@v1.0' = [for
   resourceId: msGraphSp.id
   appRoleId: filter(graphAppRoles, r => r.value == roleName)[0].id
 }]
-
