@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import logging
 import re
 import secrets
 import socket
@@ -22,6 +24,8 @@ from graph_simulator.identity import TokenService
 from graph_simulator.scenarios import ActiveScenario, ScenarioEngine, format_retry_after
 from graph_simulator.state import Store, error_date
 from graph_simulator.wire import GraphApiError, Request, Response
+
+logger = logging.getLogger(__name__)
 
 # Headers that carry secrets never reach the request log.
 SECRET_HEADERS = frozenset({"authorization", "x-identity-header", "cookie", "set-cookie"})
@@ -61,6 +65,29 @@ _USER_KEY = r"(?:/(?P<id>[^/]+)|\('(?P<kid>(?:[^']|'')+)'\))"
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     simulator: GraphSimulator
+
+    def __init__(self, address: tuple[str, int]) -> None:
+        super().__init__(address, _Handler)
+        self._connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._connections_lock:
+            self._connections.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._connections_lock:
+            self._connections.discard(request)
+        super().shutdown_request(request)
+
+    def close_connections(self) -> None:
+        """End kept-alive connections so a stopped simulator answers nothing more."""
+        with self._connections_lock:
+            connections = list(self._connections)
+        for connection in connections:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -143,7 +170,7 @@ class GraphSimulator:
     def start(self) -> GraphSimulator:
         if self._server is not None:
             return self
-        server = _Server((self._host, self._port), _Handler)
+        server = _Server((self._host, self._port))
         server.simulator = self
         self._server = server
         self._thread = threading.Thread(
@@ -157,6 +184,7 @@ class GraphSimulator:
             return
         self._server.shutdown()
         self._server.server_close()
+        self._server.close_connections()
         if self._thread is not None:
             self._thread.join(timeout=5)
         self._server = None
@@ -273,8 +301,8 @@ class GraphSimulator:
 
     def _serve(self, handler: _Handler) -> None:
         split = urlsplit(handler.path)
-        length = int(handler.headers.get("Content-Length") or 0)
-        body = handler.rfile.read(length) if length > 0 else b""
+        length = handler.headers.get("Content-Length") or "0"
+        body = handler.rfile.read(int(length)) if length.isdigit() and int(length) > 0 else b""
         request = Request(
             handler.command,
             unquote(split.path),
@@ -341,6 +369,11 @@ class GraphSimulator:
             return route.handler(request)
         except GraphApiError as error:
             return self._error_response(error, request_id, client_request_id)
+        except Exception:
+            # A simulator bug must still look like an HTTP answer, and be visible in the test output.
+            logger.exception("Graph simulator failed on %s %s", request.method, request.path)
+            crash = GraphApiError(500, "generalException", "Unexpected error in the Graph simulator.")
+            return self._error_response(crash, request_id, client_request_id)
 
     def _fault_error(self, fault: ActiveScenario) -> GraphApiError:
         options = fault.options

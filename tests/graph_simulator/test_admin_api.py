@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import requests
 
 from graph_simulator import SEED_USERS, GraphSimulator
@@ -104,3 +105,15 @@ def test_config(graph_sim: GraphSimulator, create: CreateFn) -> None:
 
 def test_app_env(graph_sim: GraphSimulator) -> None:
     assert _admin(graph_sim, "GET", "app-env").json() == graph_sim.app_env()
+
+
+def test_stopped_simulator_answers_nothing_on_kept_alive_connections() -> None:
+    sim = GraphSimulator().start()
+    session = requests.Session()
+    assert session.get(f"{sim.url}/_simulator/clock", timeout=5).status_code == 200
+    url = sim.url
+
+    sim.stop()
+
+    with pytest.raises(requests.ConnectionError):
+        session.get(f"{url}/_simulator/clock", timeout=5)
