@@ -315,32 +315,21 @@ class GraphSimulator:
         try:
             route = self._match(request)
         except GraphApiError as error:
-            route = None
             response = self._error_response(error, request_id, client_request_id)
-        if route is not None and route.name == "admin":
+            self._log(request, None, request_id)["status"] = response.status
+            self._write(handler, response)
+            return
+        if route.name == "admin":
             self._write(handler, self._admin.handle(route, request))
             return
-        entry = {
-            "method": request.method,
-            "path": request.path,
-            "query": request.query,
-            "time": self.now(),
-            "status": None,
-            "headers": {k: v for k, v in request.headers.items() if k.lower() not in SECRET_HEADERS},
-            "route": route.name if route else None,
-            "requestId": request_id,
-        }
-        with self.store.lock:
-            self.store.request_log.append(entry)
-        after: list[ActiveScenario] = []
-        if route is not None:
-            if self.scenarios.take_first("fault-after", route.name, _reset_without_commit):
-                self._reset(handler)
-                return
-            response = self._run(route, request, request_id, client_request_id)
-            after = self.scenarios.take_all("fault-after", route.name, lambda s: not _reset_without_commit(s))
+        entry = self._log(request, route.name, request_id)
+        if self.scenarios.take_first("fault-after", route.name, _reset_without_commit):
+            self._reset(handler)
+            return
+        response = self._run(route, request, request_id, client_request_id)
         response.headers.setdefault("request-id", request_id)
         response.headers.setdefault("client-request-id", client_request_id)
+        after = self.scenarios.take_all("fault-after", route.name, lambda s: not _reset_without_commit(s))
         for scenario in after:
             if scenario.name == "slow":
                 time.sleep(float(scenario.options["seconds"]))
@@ -353,6 +342,22 @@ class GraphSimulator:
         with self.store.lock:
             entry["status"] = response.status
         self._write(handler, response)
+
+    def _log(self, request: Request, route_name: str | None, request_id: str) -> dict[str, Any]:
+        """Append a request-log entry (status filled in once answered; None if the connection is reset)."""
+        entry = {
+            "method": request.method,
+            "path": request.path,
+            "query": request.query,
+            "time": self.now(),
+            "status": None,
+            "headers": {k: v for k, v in request.headers.items() if k.lower() not in SECRET_HEADERS},
+            "route": route_name,
+            "requestId": request_id,
+        }
+        with self.store.lock:
+            self.store.request_log.append(entry)
+        return entry
 
     def _run(self, route: Route, request: Request, request_id: str, client_request_id: str) -> Response:
         try:
@@ -397,7 +402,8 @@ class GraphSimulator:
             **error.inner,
         }
         payload = {"error": {"code": error.code, "message": error.message, "innerError": inner}}
-        return Response.json(error.status, payload, error.headers, content_type="application/json")
+        headers = {**error.headers, "request-id": request_id, "client-request-id": client_request_id}
+        return Response.json(error.status, payload, headers, content_type="application/json")
 
     @staticmethod
     def _reset(handler: _Handler) -> None:

@@ -194,4 +194,5 @@ def test_unknown_path_and_method(graph_sim: GraphSimulator, graph: requests.Sess
     wrong_method = graph.put(f"{graph_sim.graph_base_url}/employeeExperience/communities", json={})
     assert unknown.status_code == 400
     assert unknown.json()["error"]["message"] == "Resource not found for the segment 'nothingHere'."
+    assert unknown.json()["error"]["innerError"]["request-id"] == unknown.headers["request-id"]
     assert wrong_method.status_code == 405
