@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -11,7 +12,23 @@ from graph_simulator.server import GraphSimulator
 
 @pytest.fixture
 def graph_sim() -> Iterator[GraphSimulator]:
-    """A started simulator on a free loopback port with the real clock; tests that share a virtual clock build
-    their own ``GraphSimulator(clock=...)``."""
+    """A started simulator on a free loopback port with the real clock."""
     with GraphSimulator() as simulator:
         yield simulator
+
+
+@pytest.fixture
+def graph_sim_factory() -> Iterator[Callable[..., GraphSimulator]]:
+    """``graph_sim_factory(clock=..., polls_to_complete=1, ...)`` → a started simulator, stopped at teardown.
+
+    For tests that share a virtual clock (e.g. the dev host's) or need other constructor options."""
+    started: list[GraphSimulator] = []
+
+    def factory(**kwargs: Any) -> GraphSimulator:
+        simulator = GraphSimulator(**kwargs).start()
+        started.append(simulator)
+        return simulator
+
+    yield factory
+    for simulator in started:
+        simulator.stop()

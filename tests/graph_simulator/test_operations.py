@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pytest
@@ -101,14 +102,12 @@ def test_timestamps_are_utc_with_seven_fractional_digits(create: CreateFn, graph
         assert parsed.utcoffset() == UTC.utcoffset(None)
 
 
-def test_timestamps_come_from_the_injected_clock() -> None:
-    with GraphSimulator(clock=lambda: 1_712_751_378.0240578) as sim:
-        session = requests.Session()
-        session.headers["Authorization"] = f"Bearer {get_token(sim)}"
-        location = session.post(
-            f"{sim.graph_base_url}/employeeExperience/communities", json=community_body()
-        ).headers["Location"]
-        body = _poll(session, location)
+def test_timestamps_come_from_the_injected_clock(graph_sim_factory: Callable[..., GraphSimulator]) -> None:
+    sim = graph_sim_factory(clock=lambda: 1_712_751_378.0240578)
+    session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {get_token(sim)}"
+    created = session.post(f"{sim.graph_base_url}/employeeExperience/communities", json=community_body())
+    body = _poll(session, created.headers["Location"])
     assert body["createdDateTime"] == "2024-04-10T12:16:18.0240578Z"
 
 
