@@ -4,9 +4,7 @@ callback POST against a local receiver. Checks the envelopes the orchestrator re
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -17,6 +15,7 @@ from provisioning import steps, workflow
 from provisioning.callbacks import CallbackPolicy
 from provisioning.graph import GraphClient
 from provisioning.notify import deliver_callback
+from tests.e2e.workflow_env import CallbackReceiver
 
 OWNER = SEED_USERS[0]
 MEMBER = SEED_USERS[1]
@@ -107,44 +106,16 @@ def test_add_members_counts_existing_members(client: GraphClient, graph_sim: Gra
 # -- callback delivery
 
 
-class _Receiver:
-    def __init__(self, status: int) -> None:
-        self.status = status
-        self.bodies: list[Any] = []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                receiver.bodies.append(json.loads(self.rfile.read(length)))
-                self.send_response(receiver.status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/callback?sig=top-secret"
-
-
 @pytest.fixture
-def receiver() -> Iterator[_Receiver]:
-    instance = _Receiver(200)
-    instance.thread.start()
-    yield instance
-    instance.server.shutdown()
-    instance.server.server_close()
+def receiver() -> Iterator[CallbackReceiver]:
+    with CallbackReceiver() as instance:
+        yield instance
 
 
 LOOPBACK_POLICY = CallbackPolicy(allowed_hosts=(), allow_loopback=True)
 
 
-def test_callback_is_delivered_once(receiver: _Receiver) -> None:
+def test_callback_is_delivered_once(receiver: CallbackReceiver) -> None:
     answer = deliver_callback(receiver.url, {"id": "req-1", "status": "Succeeded"}, policy=LOOPBACK_POLICY)
     assert answer == {"delivered": True, "retryable": False, "detail": "HTTP 200"}
     assert receiver.bodies == [{"id": "req-1", "status": "Succeeded"}]
@@ -152,7 +123,7 @@ def test_callback_is_delivered_once(receiver: _Receiver) -> None:
 
 @pytest.mark.parametrize(("status", "retryable"), [(500, True), (503, True), (429, True), (400, False)])
 def test_failed_callback_says_whether_to_retry_and_hides_the_query(
-    receiver: _Receiver, status: int, retryable: bool
+    receiver: CallbackReceiver, status: int, retryable: bool
 ) -> None:
     receiver.status = status
     answer = deliver_callback(receiver.url, {"id": "req-1"}, policy=LOOPBACK_POLICY)
@@ -161,7 +132,7 @@ def test_failed_callback_says_whether_to_retry_and_hides_the_query(
     assert "top-secret" not in answer["detail"]
 
 
-def test_callback_refused_by_policy_is_not_retried(receiver: _Receiver) -> None:
+def test_callback_refused_by_policy_is_not_retried(receiver: CallbackReceiver) -> None:
     answer = deliver_callback(receiver.url, {"id": "req-1"}, policy=CallbackPolicy(allowed_hosts=()))
     assert answer["delivered"] is False
     assert answer["retryable"] is False

@@ -1,0 +1,203 @@
+"""The product app in the dev host against the Graph simulator, both on one manual (virtual) clock.
+
+Used by the orchestrator tests (``tests/unit/test_orchestrator*.py``) and the end-to-end tests here. The
+simulator logs each request with the virtual time, so tests can assert the spacing of status checks without
+waiting for it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+import requests
+
+import function_app
+from devhost.clock import ManualClock
+from devhost.testing import DevHost
+from graph_simulator import SEED_USERS, GraphSimulator
+from provisioning.settings import get_settings
+
+OWNER = SEED_USERS[0]
+MEMBER = SEED_USERS[1]
+OTHER_MEMBER = SEED_USERS[2]
+POLL_INTERVAL = 30
+# Environment variables that would make DefaultAzureCredential pick something other than the simulator's
+# managed identity endpoint.
+_FOREIGN_CREDENTIAL_VARIABLES = (
+    "AZURE_CLIENT_ID",
+    "AZURE_CLIENT_SECRET",
+    "AZURE_TENANT_ID",
+    "AZURE_CLIENT_CERTIFICATE_PATH",
+    "AZURE_USERNAME",
+    "AZURE_FEDERATED_TOKEN_FILE",
+    "MSI_ENDPOINT",
+    "MSI_SECRET",
+    "IMDS_ENDPOINT",
+)
+
+
+class WorkflowEnv:
+    def __init__(self, host: DevHost, sim: GraphSimulator) -> None:
+        self.host = host
+        self.sim = sim
+
+    @property
+    def api(self) -> str:
+        return f"{self.host.base_url}/api"
+
+    # -- Graph request log (virtual times) ------------------------------------------------------------------
+
+    def graph_calls(self, route: str | None = None, method: str | None = None) -> list[dict[str, Any]]:
+        return [
+            entry
+            for entry in self.sim.requests()
+            if entry.get("route") not in (None, "token")
+            and (route is None or entry.get("route") == route)
+            and (method is None or entry["method"] == method)
+        ]
+
+    def status_check_times(self) -> list[float]:
+        return [entry["time"] for entry in self.graph_calls("operation")]
+
+    # -- driving the API like Power Automate -----------------------------------------------------------------
+
+    def post(self, body: Mapping[str, Any], headers: Mapping[str, str] | None = None) -> requests.Response:
+        return requests.post(
+            f"{self.api}/communities", json=dict(body), headers=dict(headers or {}), timeout=30
+        )
+
+    def follow(
+        self, response: requests.Response, max_polls: int = 500
+    ) -> tuple[requests.Response, list[Any]]:
+        """Follow ``Location`` while the answer is 202, advancing virtual time by ``Retry-After`` instead of
+        sleeping; returns the first non-202 answer and every body seen on the way."""
+        bodies: list[Any] = [response.json()] if response.content else []
+        for _ in range(max_polls):
+            if response.status_code != 202:
+                return response, bodies
+            location = response.headers["Location"]
+            self.host.advance(float(response.headers["Retry-After"]))
+            response = requests.get(location, timeout=30)
+            bodies.append(response.json() if response.content else None)
+        raise AssertionError(f"still 202 after {max_polls} polls: {bodies[-1]}")
+
+    def provision(self, body: Mapping[str, Any]) -> tuple[requests.Response, list[Any]]:
+        started = self.post(body)
+        assert started.status_code == 202, started.text
+        return self.follow(started)
+
+
+def gaps(times: list[float]) -> list[float]:
+    """Differences between successive times."""
+    return [later - earlier for earlier, later in itertools.pairwise(times)]
+
+
+def request_body(name: str = "Contoso Engineering", **overrides: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "displayName": name,
+        "description": "Where engineers share news",
+        "privacy": "private",
+        "owners": [OWNER["userPrincipalName"]],
+    }
+    body.update(overrides)
+    return body
+
+
+def provisioning_input(request_id: str = "req-unit", **request: Any) -> dict[str, Any]:
+    """An orchestrator input as the starters build it (``ProvisioningInput``)."""
+    spec: dict[str, Any] = {
+        "displayName": "Contoso Engineering",
+        "description": "Where engineers share news",
+        "privacy": "private",
+        "owners": [OWNER["userPrincipalName"]],
+        "members": [],
+        "onDuplicateName": "fail",
+    }
+    spec.update(request)
+    return {
+        "requestId": request_id,
+        "source": "http",
+        "request": spec,
+        "callbackUrl": None,
+        "createdAt": "2026-01-01T00:00:00Z",
+        "bodyHash": "test",
+    }
+
+
+@contextmanager
+def workflow_env(
+    devhost_factory: Callable[..., DevHost],
+    monkeypatch: pytest.MonkeyPatch,
+    storage_connection_string: str,
+    *,
+    settings: Mapping[str, str] | None = None,
+    polls_to_complete: int = 3,
+) -> Iterator[WorkflowEnv]:
+    clock = ManualClock()
+    for name in _FOREIGN_CREDENTIAL_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    with GraphSimulator(clock=clock.time, polls_to_complete=polls_to_complete) as sim:
+        app_settings = {
+            **sim.app_env(),
+            "STATUS_POLL_INTERVAL_SECONDS": str(POLL_INTERVAL),
+            "PROVISIONING_TIMEOUT_MINUTES": "60",
+            "CALLBACK_ALLOW_LOOPBACK": "true",
+            "PROVISIONING_QUEUE": "community-requests",
+            "RESULTS_QUEUE": "community-results",
+            "TASKHUB_NAME": "WorkflowTests",
+            **(settings or {}),
+        }
+        # The app reads settings once per process; every test brings its own simulator.
+        get_settings.cache_clear()
+        try:
+            host = devhost_factory(
+                app=function_app.app,
+                clock=clock,
+                settings=app_settings,
+                storage_connection_string=storage_connection_string,
+            )
+            yield WorkflowEnv(host, sim)
+        finally:
+            get_settings.cache_clear()
+
+
+class CallbackReceiver:
+    """A loopback HTTP server standing in for a Logic Apps callback URL; records every POST body."""
+
+    def __init__(self, status: int = 200) -> None:
+        self.status = status
+        self.bodies: list[Any] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                receiver.bodies.append(json.loads(self.rfile.read(length)))
+                self.send_response(receiver.status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}/workflows/run/callback?sig=top-secret"
+
+    def __enter__(self) -> CallbackReceiver:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
