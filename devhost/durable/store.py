@@ -1,0 +1,332 @@
+"""SQLite persistence of the durable engine.
+
+Every state transition (start, episode, activity result, event, terminate, purge) is one transaction, so a
+process killed at any moment restarts from a consistent state. Layout:
+
+* `instances`  — one row per instance id: current execution, runtime status, input/output/custom status.
+* `history`    — the current execution's DTFx history events (JSON), in order.
+* `messages`   — the orchestrator inbox: events (ExecutionStarted, TaskCompleted, TimerFired, EventRaised,
+                 ...) due at a time; an episode consumes every message due for its instance at once.
+* `activities` — activity work items; `running` ones are reset to `pending` on start-up (at-least-once).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Collection, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from devhost.durable.history import Event
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS instances (
+    instance_id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    execution_id TEXT NOT NULL,
+    runtime_status TEXT NOT NULL,
+    input TEXT,
+    output TEXT,
+    custom_status TEXT,
+    created_time REAL NOT NULL,
+    last_updated_time REAL NOT NULL,
+    parent_instance_id TEXT,
+    parent_execution_id TEXT,
+    parent_task_id INTEGER
+);
+CREATE TABLE IF NOT EXISTS history (
+    instance_id TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    event TEXT NOT NULL,
+    PRIMARY KEY (instance_id, position)
+);
+CREATE TABLE IF NOT EXISTS messages (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    instance_id TEXT NOT NULL,
+    execution_id TEXT,
+    due REAL NOT NULL,
+    timer_id INTEGER,
+    event TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS messages_due ON messages (due);
+CREATE INDEX IF NOT EXISTS messages_instance ON messages (instance_id);
+CREATE TABLE IF NOT EXISTS activities (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    instance_id TEXT NOT NULL,
+    execution_id TEXT NOT NULL,
+    task_id INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    input TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'pending'
+);
+"""
+
+_INSTANCE_COLUMNS = (
+    "instance_id",
+    "name",
+    "execution_id",
+    "runtime_status",
+    "input",
+    "output",
+    "custom_status",
+    "created_time",
+    "last_updated_time",
+    "parent_instance_id",
+    "parent_execution_id",
+    "parent_task_id",
+)
+
+
+@dataclass
+class InstanceRow:
+    instance_id: str
+    name: str
+    execution_id: str
+    runtime_status: str
+    input: str | None
+    output: str | None
+    custom_status: str | None
+    created_time: float
+    last_updated_time: float
+    parent_instance_id: str | None = None
+    parent_execution_id: str | None = None
+    parent_task_id: int | None = None
+
+    @property
+    def created(self) -> datetime:
+        return datetime.fromtimestamp(self.created_time, UTC)
+
+    @property
+    def last_updated(self) -> datetime:
+        return datetime.fromtimestamp(self.last_updated_time, UTC)
+
+
+@dataclass
+class Message:
+    id: int
+    execution_id: str | None
+    event: Event
+
+
+@dataclass
+class ActivityWorkItem:
+    id: int
+    instance_id: str
+    execution_id: str
+    task_id: int
+    name: str
+    input: str
+
+
+class Store:
+    def __init__(self, path: str | Path) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        # One connection shared by the engine's threads, serialized by a lock: every use is a short
+        # transaction.
+        self._connection = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._lock = threading.RLock()
+        with self._lock:
+            self._connection.execute("PRAGMA journal_mode=WAL")
+            self._connection.execute("PRAGMA synchronous=NORMAL")
+            self._connection.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            self._connection.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[Transaction]:
+        with self._lock:
+            self._connection.execute("BEGIN IMMEDIATE")
+            try:
+                yield Transaction(self._connection)
+            except BaseException:
+                self._connection.execute("ROLLBACK")
+                raise
+            self._connection.execute("COMMIT")
+
+
+class Transaction:
+    """The queries of one transaction (only used inside `Store.transaction()`)."""
+
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self._db = connection
+
+    # -- instances -----------------------------------------------------------------------------------------
+
+    def get_instance(self, instance_id: str) -> InstanceRow | None:
+        row = self._db.execute(
+            f"SELECT {', '.join(_INSTANCE_COLUMNS)} FROM instances WHERE instance_id = ?", (instance_id,)
+        ).fetchone()
+        return None if row is None else InstanceRow(*row)
+
+    def put_instance(self, instance: InstanceRow) -> None:
+        placeholders = ", ".join("?" for _ in _INSTANCE_COLUMNS)
+        self._db.execute(
+            f"INSERT OR REPLACE INTO instances ({', '.join(_INSTANCE_COLUMNS)}) VALUES ({placeholders})",
+            tuple(getattr(instance, column) for column in _INSTANCE_COLUMNS),
+        )
+
+    def query_instances(
+        self,
+        *,
+        runtime_status: Sequence[str] | None = None,
+        created_from: float | None = None,
+        created_to: float | None = None,
+        top: int | None = None,
+    ) -> list[InstanceRow]:
+        conditions: list[str] = []
+        parameters: list[Any] = []
+        if runtime_status:
+            conditions.append(f"runtime_status IN ({', '.join('?' for _ in runtime_status)})")
+            parameters.extend(runtime_status)
+        if created_from is not None:
+            conditions.append("created_time >= ?")
+            parameters.append(created_from)
+        if created_to is not None:
+            conditions.append("created_time <= ?")
+            parameters.append(created_to)
+        where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+        limit = f"LIMIT {int(top)}" if top is not None else ""
+        rows = self._db.execute(
+            f"SELECT {', '.join(_INSTANCE_COLUMNS)} FROM instances {where} ORDER BY created_time, "
+            f"instance_id "
+            f"{limit}",
+            parameters,
+        ).fetchall()
+        return [InstanceRow(*row) for row in rows]
+
+    def delete_instance(self, instance_id: str) -> bool:
+        self.reset_instance_state(instance_id)
+        return self._db.execute("DELETE FROM instances WHERE instance_id = ?", (instance_id,)).rowcount > 0
+
+    def reset_instance_state(self, instance_id: str) -> None:
+        """Forget history, inbox and activity work of an instance (replaced, purged)."""
+        self.clear_history(instance_id)
+        self._db.execute("DELETE FROM messages WHERE instance_id = ?", (instance_id,))
+        self._db.execute("DELETE FROM activities WHERE instance_id = ?", (instance_id,))
+
+    # -- history -------------------------------------------------------------------------------------------
+
+    def load_history(self, instance_id: str) -> list[Event]:
+        rows = self._db.execute(
+            "SELECT event FROM history WHERE instance_id = ? ORDER BY position", (instance_id,)
+        ).fetchall()
+        return [json.loads(row[0]) for row in rows]
+
+    def append_history(self, instance_id: str, events: Sequence[Event]) -> None:
+        (length,) = self._db.execute(
+            "SELECT COUNT(*) FROM history WHERE instance_id = ?", (instance_id,)
+        ).fetchone()
+        self._db.executemany(
+            "INSERT INTO history (instance_id, position, event) VALUES (?, ?, ?)",
+            [(instance_id, length + offset, json.dumps(event)) for offset, event in enumerate(events)],
+        )
+
+    def clear_history(self, instance_id: str) -> None:
+        self._db.execute("DELETE FROM history WHERE instance_id = ?", (instance_id,))
+
+    # -- orchestrator inbox --------------------------------------------------------------------------------
+
+    def add_message(
+        self,
+        instance_id: str,
+        execution_id: str | None,
+        due: float,
+        event: Event,
+        *,
+        timer_id: int | None = None,
+    ) -> None:
+        """Queue an event for the instance; `execution_id` None = whatever execution is current on
+        delivery."""
+        self._db.execute(
+            "INSERT INTO messages (instance_id, execution_id, due, timer_id, event) VALUES (?, ?, ?, ?, ?)",
+            (instance_id, execution_id, due, timer_id, json.dumps(event)),
+        )
+
+    def due_messages(self, instance_id: str, now: float) -> list[Message]:
+        rows = self._db.execute(
+            "SELECT id, execution_id, event FROM messages WHERE instance_id = ? AND due <= ? ORDER BY id",
+            (instance_id, now),
+        ).fetchall()
+        return [Message(row[0], row[1], json.loads(row[2])) for row in rows]
+
+    def delete_messages(self, message_ids: Sequence[int]) -> None:
+        self._db.executemany(
+            "DELETE FROM messages WHERE id = ?", [(message_id,) for message_id in message_ids]
+        )
+
+    def delete_instance_messages(self, instance_id: str) -> None:
+        self._db.execute("DELETE FROM messages WHERE instance_id = ?", (instance_id,))
+
+    def delete_timer_message(self, instance_id: str, execution_id: str, timer_id: int) -> None:
+        self._db.execute(
+            "DELETE FROM messages WHERE instance_id = ? AND execution_id = ? AND timer_id = ?",
+            (instance_id, execution_id, timer_id),
+        )
+
+    def instances_with_due_messages(self, now: float) -> list[str]:
+        rows = self._db.execute(
+            "SELECT instance_id, MIN(id) AS first FROM messages WHERE due <= ? GROUP BY instance_id ORDER "
+            "BY first",
+            (now,),
+        ).fetchall()
+        return [row[0] for row in rows]
+
+    def next_due(self) -> float | None:
+        (due,) = self._db.execute("SELECT MIN(due) FROM messages").fetchone()
+        return None if due is None else float(due)
+
+    def next_due_excluding(self, instance_ids: Collection[str]) -> float | None:
+        """Earliest due message of instances not in `instance_ids` (those running an episode right now)."""
+        excluded = list(instance_ids)
+        (due,) = self._db.execute(
+            f"SELECT MIN(due) FROM messages WHERE instance_id NOT IN ({', '.join('?' for _ in excluded)})",
+            excluded,
+        ).fetchone()
+        return None if due is None else float(due)
+
+    # -- activity work items -------------------------------------------------------------------------------
+
+    def add_activity(
+        self, instance_id: str, execution_id: str, task_id: int, name: str, input_json: str
+    ) -> None:
+        self._db.execute(
+            "INSERT INTO activities (instance_id, execution_id, task_id, name, input) VALUES (?, ?, ?, ?, ?)",
+            (instance_id, execution_id, task_id, name, input_json),
+        )
+
+    def claim_activities(self, limit: int) -> list[ActivityWorkItem]:
+        rows = self._db.execute(
+            "SELECT id, instance_id, execution_id, task_id, name, input FROM activities WHERE status = "
+            "'pending' "
+            "ORDER BY id LIMIT ?",
+            (limit,),
+        ).fetchall()
+        self._db.executemany(
+            "UPDATE activities SET status = 'running' WHERE id = ?", [(row[0],) for row in rows]
+        )
+        return [ActivityWorkItem(*row) for row in rows]
+
+    def finish_activity(self, activity_id: int) -> bool:
+        """Remove a completed work item; False if it was removed meanwhile (instance replaced or purged)."""
+        return self._db.execute("DELETE FROM activities WHERE id = ?", (activity_id,)).rowcount > 0
+
+    def delete_pending_activities(self, instance_id: str) -> None:
+        self._db.execute(
+            "DELETE FROM activities WHERE instance_id = ? AND status = 'pending'", (instance_id,)
+        )
+
+    def requeue_running_activities(self) -> int:
+        return self._db.execute("UPDATE activities SET status = 'pending' WHERE status = 'running'").rowcount
+
+    def count_activities(self) -> int:
+        (count,) = self._db.execute("SELECT COUNT(*) FROM activities").fetchone()
+        return int(count)
