@@ -1,0 +1,345 @@
+"""The OpenAPI 3.0 document and the custom connector definition: current, valid, and true to the app.
+
+"True to the app" is checked against the app itself: its registered HTTP functions (routes, methods, auth
+level) and its request validation (every documented property, value and example is accepted; anything else
+is rejected), not against a second hand-written list.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from openapi_schema_validator import OAS30Validator
+from openapi_spec_validator import OpenAPIV2SpecValidator, OpenAPIV30SpecValidator, validate
+
+import function_app
+from provisioning import openapi
+from provisioning.callbacks import CallbackPolicy
+from provisioning.idempotency import instance_id_for_key, is_request_id, new_instance_id
+from provisioning.models import CommunityRequest, RequestValidationError, validate_request
+from provisioning.problems import ProblemCode, problem_status
+from provisioning.settings import DEFAULT_CALLBACK_ALLOWED_HOSTS
+
+OAS3 = openapi.openapi_document()
+CONNECTOR = openapi.connector_definition()
+API_PROPERTIES_FILE = openapi.REPO_ROOT / "connector" / "apiProperties.json"
+DEFAULT_POLICY = CallbackPolicy(DEFAULT_CALLBACK_ALLOWED_HOSTS)
+MINIMAL_BODY = {"displayName": "Contoso Engineering", "owners": ["adele.vance@contoso.com"]}
+VISIBILITIES = {"important", "advanced", "internal", "none"}
+
+
+def http_functions() -> dict[str, dict[str, Any]]:
+    """Function name → its httpTrigger binding, as the Functions host indexes the app."""
+    functions = {}
+    for function in function_app.app.get_functions():
+        for binding in function.get_bindings():
+            binding_dict = binding.get_dict_repr()
+            if binding_dict["type"] == "httpTrigger":
+                functions[function.get_function_name()] = binding_dict
+    return functions
+
+
+def operations(document: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    for path, path_item in document["paths"].items():
+        for method, operation in path_item.items():
+            yield path, method, operation
+
+
+def resolve(schema: Any, document: dict[str, Any]) -> Any:
+    """The schema with every local $ref replaced by its target (our schemas have no cycles)."""
+    if isinstance(schema, dict):
+        if "$ref" in schema:
+            target: Any = document
+            for part in schema["$ref"].removeprefix("#/").split("/"):
+                target = target[part]
+            return resolve(target, document)
+        return {key: resolve(value, document) for key, value in schema.items()}
+    if isinstance(schema, list):
+        return [resolve(item, document) for item in schema]
+    return schema
+
+
+def request_schema(document: dict[str, Any]) -> dict[str, Any]:
+    schemas = document["components"]["schemas"] if "openapi" in document else document["definitions"]
+    result: dict[str, Any] = schemas["CommunityRequest"]
+    return result
+
+
+def accepted(body: dict[str, Any]) -> CommunityRequest:
+    return validate_request(body, callback_policy=DEFAULT_POLICY)
+
+
+def rejected_fields(body: dict[str, Any]) -> set[str]:
+    with pytest.raises(RequestValidationError) as caught:
+        accepted(body)
+    return {error["field"] for error in caught.value.errors}
+
+
+# ---------------------------------------------------------------------------------------------- freshness
+
+
+def test_committed_files_match_the_generator() -> None:
+    for path, content in openapi.generated_files().items():
+        committed = openapi.REPO_ROOT / path
+        assert committed.is_file(), f"{path} is missing: run `{openapi.WRITE_COMMAND}`"
+        assert committed.read_text(encoding="utf-8") == content, (
+            f"{path} is stale (the models or provisioning/openapi.py changed): run `{openapi.WRITE_COMMAND}` "
+            "and commit the result"
+        )
+
+
+def test_check_command_reports_a_stale_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for path, content in openapi.generated_files().items():
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_text(content, encoding="utf-8")
+    assert openapi.stale_files(tmp_path) == []
+    (tmp_path / openapi.CONNECTOR_FILE).write_text("{}\n", encoding="utf-8")
+    assert openapi.stale_files(tmp_path) == [openapi.CONNECTOR_FILE]
+
+
+def test_served_document_is_the_openapi_document() -> None:
+    assert json.loads(openapi.served_document()) == OAS3
+
+
+# ---------------------------------------------------------------------------------------------- validity
+
+
+def test_openapi_document_is_valid_openapi_3_0() -> None:
+    validate(OAS3, cls=OpenAPIV30SpecValidator)
+    assert OAS3["openapi"].startswith("3.0.")
+
+
+def test_connector_definition_is_valid_swagger_2_0() -> None:
+    validate(CONNECTOR, cls=OpenAPIV2SpecValidator)
+    assert CONNECTOR["swagger"] == "2.0"
+
+
+def test_every_example_in_both_documents_fits_its_schema() -> None:
+    found = 0
+    for document in (OAS3, CONNECTOR):
+        schemas = document["components"]["schemas"] if document is OAS3 else document["definitions"]
+        for name, schema in schemas.items():
+            for prop_name, prop in schema.get("properties", {}).items():
+                if "example" in prop:
+                    found += 1
+                    plain = {key: value for key, value in prop.items() if not key.startswith("x-")}
+                    errors = list(OAS30Validator(resolve(plain, document)).iter_errors(prop["example"]))
+                    assert not errors, f"{name}.{prop_name}: {errors[0].message}"
+    assert found > 10
+
+
+# ---------------------------------------------------------------------------------- routes, methods, auth
+
+
+def test_openapi_document_describes_exactly_the_registered_http_functions() -> None:
+    registered = http_functions()
+    described = {}
+    for path, method, operation in operations(OAS3):
+        matches = [op for op in openapi.OPERATIONS if op.operation_id == operation["operationId"]]
+        assert len(matches) == 1
+        described[matches[0].function_name] = (path, method)
+    assert set(described) == set(registered), "an HTTP function is missing from, or extra in, the document"
+    for name, binding in registered.items():
+        path, method = described[name]
+        assert "/" + binding["route"] == path, name
+        assert [str(m.value if hasattr(m, "value") else m).lower() for m in binding["methods"]] == [method], (
+            name
+        )
+        level = binding.get("authLevel")
+        assert str(getattr(level, "value", level)).lower() == "function", f"{name} is not function-level"
+
+
+def test_connector_operations_are_the_documented_ones_except_the_document_itself() -> None:
+    oas3 = {(path, method): op["operationId"] for path, method, op in operations(OAS3)}
+    connector = {(path, method): op["operationId"] for path, method, op in operations(CONNECTOR)}
+    assert connector == {key: value for key, value in oas3.items() if key[0] != openapi.OPENAPI_PATH}
+    assert CONNECTOR["basePath"] == OAS3["servers"][0]["url"] == "/api"
+
+
+def test_path_parameters_match_the_route_templates() -> None:
+    for document in (OAS3, CONNECTOR):
+        for path, _, operation in operations(document):
+            template_names = set(re.findall(r"{(\w+)}", path))
+            declared = {p["name"] for p in operation.get("parameters", []) if p["in"] == "path"}
+            assert declared == template_names, path
+            assert all(p["required"] for p in operation.get("parameters", []) if p["in"] == "path")
+
+
+def test_request_id_pattern_accepts_exactly_the_ids_the_app_answers_for() -> None:
+    pattern = re.compile(openapi.REQUEST_ID_PATTERN)
+    for issued in (new_instance_id(), instance_id_for_key("run-1"), instance_id_for_key("x", "queue")):
+        assert pattern.match(issued), issued
+        assert is_request_id(issued), issued
+    for foreign in ("req-", "req-XYZ", "abc", "req-" + "0" * 31, "req-" + "A" * 32, "req-" + "0" * 33):
+        assert bool(pattern.match(foreign)) == is_request_id(foreign) is False, foreign
+
+
+def test_function_key_is_documented_as_header_and_query() -> None:
+    schemes = OAS3["components"]["securitySchemes"]
+    assert {(s["in"], s["name"]) for s in schemes.values()} == {
+        ("header", "x-functions-key"),
+        ("query", "code"),
+    }
+    assert all(s["type"] == "apiKey" for s in schemes.values())
+    assert [set(requirement) for requirement in OAS3["security"]] == [{name} for name in schemes]
+
+
+def test_every_problem_code_is_a_documented_problem_answer() -> None:
+    problem_statuses = {
+        status
+        for _, _, operation in operations(OAS3)
+        for status, response in operation["responses"].items()
+        if "application/problem+json" in response.get("content", {})
+    }
+    for code in ProblemCode:
+        assert str(problem_status(code)) in problem_statuses, code
+    problem_schema = OAS3["components"]["schemas"]["Problem"]
+    assert problem_schema["properties"]["code"]["enum"] == [code.value for code in ProblemCode]
+
+
+def test_polling_answers_document_location_and_retry_after() -> None:
+    start = OAS3["paths"][openapi.COMMUNITIES_PATH]["post"]["responses"]["202"]
+    assert set(start["headers"]) == {"Location", "Retry-After"}
+    connector_start = CONNECTOR["paths"][openapi.COMMUNITIES_PATH]["post"]["responses"]["202"]
+    assert connector_start["headers"]["Location"]["type"] == "string"
+    assert connector_start["headers"]["Retry-After"]["type"] == "integer"
+    # The connector's outputs come from the 200 schema: the final status document after following Location.
+    assert CONNECTOR["paths"][openapi.COMMUNITIES_PATH]["post"]["responses"]["200"]["schema"] == {
+        "$ref": "#/definitions/StatusDocument"
+    }
+
+
+# ------------------------------------------------------------------------- request schema vs. validation
+
+
+@pytest.mark.parametrize("document", [OAS3, CONNECTOR], ids=["openapi3", "connector"])
+def test_request_schema_has_exactly_the_fields_validation_accepts(document: dict[str, Any]) -> None:
+    schema = request_schema(document)
+    properties = schema["properties"]
+    assert schema["additionalProperties"] is False
+    for name, prop in properties.items():
+        accepted({**MINIMAL_BODY, name: prop["example"]})
+    assert rejected_fields({**MINIMAL_BODY, "colour": "red"}) == {"colour"}
+    assert rejected_fields({**MINIMAL_BODY, "DisplayName": "x"}) == {"DisplayName"}
+    # Required = the fields whose absence validation reports.
+    for name in properties:
+        body = {key: value for key, value in MINIMAL_BODY.items() if key != name}
+        if name in schema["required"]:
+            assert name in rejected_fields(body)
+        else:
+            accepted(body)
+
+
+@pytest.mark.parametrize("document", [OAS3, CONNECTOR], ids=["openapi3", "connector"])
+def test_request_enums_and_nullability_agree_with_validation(document: dict[str, Any]) -> None:
+    properties = request_schema(document)["properties"]
+    nullable_key = "nullable" if document is OAS3 else "x-nullable"
+    enums = {name: prop["enum"] for name, prop in properties.items() if "enum" in prop}
+    assert set(enums) == {"privacy", "onDuplicateName"}
+    for name, values in enums.items():
+        for value in values:
+            accepted({**MINIMAL_BODY, name: value})
+        assert rejected_fields({**MINIMAL_BODY, name: "something-else"}) == {name}
+    for name, prop in properties.items():
+        if prop.get(nullable_key):
+            accepted({**MINIMAL_BODY, name: None})
+        assert prop["type"] in {"string", "array"}, name
+        wrong = 5 if prop["type"] == "string" else "not-an-array"
+        assert rejected_fields({**MINIMAL_BODY, name: wrong}) == {name}
+
+
+def test_request_body_examples_validate_against_the_model_and_the_schema() -> None:
+    content = OAS3["paths"][openapi.COMMUNITIES_PATH]["post"]["requestBody"]["content"]["application/json"]
+    schema = resolve(content["schema"], OAS3)
+    assert set(content["examples"]) == {"polling", "webhook"}
+    for name, example in content["examples"].items():
+        accepted(example["value"])
+        errors = list(OAS30Validator(schema).iter_errors(example["value"]))
+        assert not errors, f"{name}: {errors[0].message}"
+    assert "callbackUrl" not in content["examples"]["polling"]["value"]
+
+
+def test_request_schema_rejects_what_validation_rejects() -> None:
+    validator = OAS30Validator(resolve(request_schema(OAS3), OAS3))
+    for body in (
+        {"displayName": "x"},
+        {**MINIMAL_BODY, "colour": "red"},
+        {**MINIMAL_BODY, "owners": "a@b.com"},
+    ):
+        assert list(validator.iter_errors(body)), body
+        with pytest.raises(RequestValidationError):
+            accepted(body)
+
+
+# ------------------------------------------------------------------------------------ connector specifics
+
+
+def test_connector_operations_have_what_makers_need() -> None:
+    for path, method, operation in operations(CONNECTOR):
+        where = f"{method.upper()} {path}"
+        assert re.fullmatch(r"[A-Z][A-Za-z]+", operation["operationId"]), where
+        summary = operation["summary"]
+        assert summary[:1].isupper(), where
+        assert not summary.endswith("."), where
+        assert operation["description"], where
+        assert operation["x-ms-visibility"] in VISIBILITIES, where
+        for parameter in operation.get("parameters", []):
+            assert parameter.get("x-ms-summary"), f"{where} {parameter['name']}"
+            assert parameter.get("description"), f"{where} {parameter['name']}"
+            if parameter.get("x-ms-visibility") == "internal":
+                assert not parameter["required"] or "default" in parameter
+    assert CONNECTOR["paths"][openapi.COMMUNITIES_PATH]["post"]["x-ms-visibility"] == "important"
+
+
+def test_every_connector_property_has_a_title_case_summary() -> None:
+    for name, schema in CONNECTOR["definitions"].items():
+        for prop_name, prop in schema.get("properties", {}).items():
+            summary = prop.get("x-ms-summary", "")
+            assert summary, f"{name}.{prop_name}"
+            assert all(word[0].isupper() for word in summary.split()), f"{name}.{prop_name}"
+    properties = CONNECTOR["definitions"]["CommunityRequest"]["properties"]
+    assert properties["callbackUrl"]["x-ms-summary"] == "Callback URL"
+    assert CONNECTOR["definitions"]["CommunityInfo"]["properties"]["groupId"]["x-ms-summary"] == "Group ID"
+
+
+def test_connector_body_visibility_names_real_fields() -> None:
+    properties = CONNECTOR["definitions"]["CommunityRequest"]["properties"]
+    aliases = {field.alias for field in CommunityRequest.model_fields.values()}
+    assert set(openapi.CONNECTOR_BODY_VISIBILITY) <= aliases
+    required = set(CONNECTOR["definitions"]["CommunityRequest"]["required"])
+    for name, prop in properties.items():
+        visibility = prop.get("x-ms-visibility", "none")
+        assert visibility in VISIBILITIES
+        if name in required:
+            assert visibility == "important", f"required field {name} must be up front"
+        if visibility == "internal":
+            assert name not in required
+
+
+def test_connector_security_is_the_function_key_header_and_matches_api_properties() -> None:
+    assert CONNECTOR["securityDefinitions"] == {
+        openapi.CONNECTOR_SECURITY_NAME: {"type": "apiKey", "in": "header", "name": "x-functions-key"}
+    }
+    assert CONNECTOR["security"] == [{openapi.CONNECTOR_SECURITY_NAME: []}]
+    api_properties = json.loads(API_PROPERTIES_FILE.read_text(encoding="utf-8"))
+    assert set(api_properties) == {"properties"}
+    properties = api_properties["properties"]
+    # The keys the paconn schema (microsoft/PowerPlatformConnectors) allows.
+    assert set(properties) <= {
+        "iconBrandColor",
+        "capabilities",
+        "connectionParameters",
+        "policyTemplateInstances",
+    }
+    assert re.fullmatch(r"#[0-9a-fA-F]{6}", properties["iconBrandColor"])
+    parameters = properties["connectionParameters"]
+    assert set(parameters) == set(CONNECTOR["securityDefinitions"])
+    key = parameters[openapi.CONNECTOR_SECURITY_NAME]
+    assert key["type"] == "securestring"
+    assert key["uiDefinition"]["constraints"]["required"] == "true"
+    assert key["uiDefinition"]["constraints"]["clearText"] is False
