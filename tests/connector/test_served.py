@@ -1,0 +1,134 @@
+"""Over real HTTP in the dev host: the document is served with function auth, and the app answers as it says.
+
+Every answer below is checked against the documented answer for its operation and status code: the status
+code must be documented, the content type must be one the document lists, the body must validate against
+that schema, and documented polling headers must be present.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import azure.functions as func
+import pytest
+import requests
+from openapi_schema_validator import OAS30Validator
+
+from devhost.testing import DevHost
+from provisioning import openapi
+from tests.connector.test_documents import resolve
+from tests.e2e.workflow_env import OWNER, WorkflowEnv, request_body, workflow_env
+from triggers import openapi as openapi_trigger
+
+OAS3 = openapi.openapi_document()
+
+
+@pytest.fixture
+def env(
+    devhost_factory: Callable[..., DevHost], monkeypatch: pytest.MonkeyPatch, azurite: Any
+) -> Iterator[WorkflowEnv]:
+    with workflow_env(devhost_factory, monkeypatch, azurite.connection_string) as environment:
+        yield environment
+
+
+def assert_documented(response: requests.Response, method: str, path: str) -> Any:
+    operation = OAS3["paths"][path][method]
+    status = str(response.status_code)
+    assert status in operation["responses"], f"{method.upper()} {path} answered undocumented {status}"
+    documented = operation["responses"][status]
+    for header in documented.get("headers", {}):
+        assert response.headers.get(header), f"{status} lacks documented header {header}"
+    if "Retry-After" in documented.get("headers", {}):
+        assert int(response.headers["Retry-After"]) >= 1
+    content_type = response.headers["Content-Type"].split(";")[0].strip()
+    assert content_type in documented["content"], f"{status} answered {content_type}"
+    body = response.json()
+    schema = resolve(documented["content"][content_type]["schema"], OAS3)
+    errors = list(OAS30Validator(schema).iter_errors(body))
+    assert not errors, f"{method.upper()} {path} {status}: {errors[0].message} in {body}"
+    return body
+
+
+def test_document_needs_a_function_key_and_is_the_generated_one(
+    devhost_factory: Callable[..., DevHost],
+) -> None:
+    app = func.FunctionApp()
+    app.register_functions(openapi_trigger.bp)
+    host = devhost_factory(app=app, enforce_keys=True)
+    url = f"{host.base_url}/api/openapi.json"
+    assert requests.get(url, timeout=10).status_code == 401
+    assert requests.get(url, headers={"x-functions-key": "wrong"}, timeout=10).status_code == 401
+    by_header = requests.get(url, headers={"x-functions-key": host.system_key}, timeout=10)
+    by_query = requests.get(url, params={"code": host.system_key}, timeout=10)
+    for response in (by_header, by_query):
+        assert response.status_code == 200
+        assert response.headers["Content-Type"].startswith("application/json")
+        assert response.json() == OAS3
+    assert by_header.content == (openapi.REPO_ROOT / openapi.OPENAPI_FILE).read_bytes()
+
+
+def test_the_app_answers_as_its_document_says(env: WorkflowEnv) -> None:
+    served = requests.get(f"{env.api}/openapi.json", timeout=10)
+    assert served.status_code == 200
+    assert served.json() == OAS3
+
+    communities, request_path = openapi.COMMUNITIES_PATH, openapi.REQUEST_PATH
+    started = env.post(request_body(members=[OWNER["id"]]))
+    body = assert_documented(started, "post", communities)
+    assert started.status_code == 202
+    openapi.AcceptedAnswer.model_validate(body)
+    assert started.headers["Location"] == body["statusUri"]
+
+    running = requests.get(started.headers["Location"], timeout=10)
+    assert running.status_code == 202
+    assert_documented(running, "get", request_path)
+
+    final, _ = env.follow(started)
+    assert final.status_code == 200
+    assert assert_documented(final, "get", request_path)["status"] == "Succeeded"
+    not_cancelable = requests.delete(started.headers["Location"], timeout=10)
+    assert not_cancelable.status_code == 409
+    openapi.Problem.model_validate(assert_documented(not_cancelable, "delete", request_path))
+
+    invalid = env.post({"displayName": "", "owners": "nobody", "colour": "red"})
+    assert invalid.status_code == 400
+    openapi.Problem.model_validate(assert_documented(invalid, "post", communities))
+    not_json = requests.post(
+        f"{env.api}/communities", data=b"x", headers={"Content-Type": "text/plain"}, timeout=10
+    )
+    assert not_json.status_code == 415
+    openapi.Problem.model_validate(assert_documented(not_json, "post", communities))
+    too_large = env.post(request_body(description="x" * 70_000))
+    assert too_large.status_code == 413
+    openapi.Problem.model_validate(assert_documented(too_large, "post", communities))
+
+    unknown = f"{env.api}/communities/requests/req-{'0' * 32}"
+    for method in ("get", "delete"):
+        missing = requests.request(method, unknown, timeout=10)
+        assert missing.status_code == 404
+        openapi.Problem.model_validate(assert_documented(missing, method, request_path))
+
+
+def test_cancel_and_idempotency_answers_are_documented(env: WorkflowEnv) -> None:
+    communities, request_path = openapi.COMMUNITIES_PATH, openapi.REQUEST_PATH
+    first = env.post(request_body(), {"Idempotency-Key": "run-doc"})
+    assert first.status_code == 202
+    conflict = env.post(request_body(privacy="public"), {"Idempotency-Key": "run-doc"})
+    assert conflict.status_code == 409
+    openapi.Problem.model_validate(assert_documented(conflict, "post", communities))
+
+    env.host.run_until_idle()
+    canceled = requests.delete(first.headers["Location"], timeout=10)
+    assert canceled.status_code in (200, 202)
+    assert_documented(canceled, "delete", request_path)
+    env.host.run_until_idle()
+    after = requests.get(first.headers["Location"], timeout=10)
+    assert after.status_code == 409
+    assert assert_documented(after, "get", request_path)["status"] == "Canceled"
+    # The same key again: the finished (canceled) request's document, as POST documents for 409.
+    again = env.post(request_body(), {"Idempotency-Key": "run-doc"})
+    assert again.status_code == 409
+    assert json.loads(again.content)["status"] == "Canceled"
+    assert_documented(again, "post", communities)
