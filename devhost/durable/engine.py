@@ -344,8 +344,9 @@ class DurableEngine:
     def _run_episode(self, instance_id: str) -> None:
         try:
             self._episode(instance_id)
-        except Exception:
+        except Exception as exc:
             logger.exception("durable episode of instance %s failed inside the dev host", instance_id)
+            self._fail_after_host_error(instance_id, exc)
         finally:
             with self._state_lock:
                 self._busy_instances.discard(instance_id)
@@ -357,12 +358,12 @@ class DurableEngine:
         with self.store.transaction() as tx:
             instance = tx.get_instance(instance_id)
             messages = tx.due_messages(instance_id, now.timestamp())
-            if instance is None or instance.runtime_status in TERMINAL_STATES:
-                # Messages for finished or purged instances are discarded, as DTFx does.
+            current = [m for m in messages if instance and m.execution_id in (None, instance.execution_id)]
+            if instance is None or instance.runtime_status in TERMINAL_STATES or not current:
+                # Messages for finished, purged or superseded executions are discarded, as DTFx does.
                 tx.delete_messages([m.id for m in messages])
                 return
             history = tx.load_history(instance_id)
-        current = [m for m in messages if m.execution_id in (None, instance.execution_id)]
         episode = _Episode(self, instance, history, current, now)
         episode.run()
         with self.store.transaction() as tx:
@@ -371,6 +372,23 @@ class DurableEngine:
                 return  # purged or replaced while the orchestrator ran
             tx.delete_messages([m.id for m in messages])
             episode.commit(tx)
+
+    def _fail_after_host_error(self, instance_id: str, error: Exception) -> None:
+        """A bug or storage error in the dev host itself: fail the instance visibly instead of retrying the
+        same episode forever."""
+        try:
+            with self.store.transaction() as tx:
+                instance = tx.get_instance(instance_id)
+                if instance is None or instance.runtime_status in TERMINAL_STATES:
+                    return
+                tx.delete_instance_messages(instance_id)
+                tx.delete_pending_activities(instance_id)
+                instance.runtime_status = FAILED
+                instance.output = json.dumps(f"Dev host error while running an episode: {error!r}")
+                instance.last_updated_time = self.clock.time()
+                tx.put_instance(instance)
+        except Exception:
+            logger.exception("could not mark instance %s as failed", instance_id)
 
     # -- activities ----------------------------------------------------------------------------------------
 

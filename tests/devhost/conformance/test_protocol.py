@@ -508,3 +508,22 @@ def test_unsupported_actions_fail_the_instance_clearly(make_engine: EngineFactor
     status = harness.run_to_end(harness.start("entity_user"))
     assert status["runtimeStatus"] == "Failed"
     assert "does not support CALL_ENTITY actions" in status["output"]
+
+
+def test_an_exception_in_orchestrator_code_fails_the_instance_with_its_message(
+    make_engine: EngineFactory,
+) -> None:
+    app = df.DFApp()
+
+    @app.orchestration_trigger(context_name="context")
+    def validating(context: df.DurableOrchestrationContext) -> Any:
+        payload = context.get_input()
+        if "name" not in payload:
+            raise KeyError("name is required")
+        yield context.create_timer(context.current_utc_datetime)
+
+    harness = make_engine(app)
+    status = harness.run_to_end(harness.start("validating", {"other": 1}))
+    assert status["runtimeStatus"] == "Failed"
+    assert harness.states()[-1]["error"] == "'name is required'"
+    assert status["output"] == "Orchestrator function 'validating' failed: 'name is required'"
