@@ -551,7 +551,6 @@ class _Episode:
                 self.state,
                 history,
                 now=self.now,
-                instance_id=self.instance.instance_id,
                 known_activities=set(self.engine.index.activities),
             )
             if self.state.get("error"):

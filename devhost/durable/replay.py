@@ -12,7 +12,6 @@ loop, which creates a timer after every failed attempt (after the last one a tim
 from __future__ import annotations
 
 import json
-import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import IntEnum
@@ -143,17 +142,19 @@ class RetryOptions:
 
 
 class _Replayer:
-    def __init__(self, history: list[Event], now: datetime, instance_id: str, known_activities: set[str]):
+    def __init__(self, history: list[Event], now: datetime, known_activities: set[str]):
         self.now = now
-        self.instance_id = instance_id
         self.known_activities = known_activities
         self.scheduling_events: dict[int, Event] = {}
         self.outcomes: dict[int, Event] = {}
+        self.execution_id = ""
         self.fired_timers: set[int] = set()
         self.raised_counts: dict[str, int] = {}
         for event in history:
             event_type = event["EventType"]
-            if event_type in _SCHEDULING_EVENTS:
+            if event_type == EventType.EXECUTION_STARTED:
+                self.execution_id = event["OrchestrationInstance"]["ExecutionId"]
+            elif event_type in _SCHEDULING_EVENTS:
                 self.scheduling_events[event["EventId"]] = event
             elif event_type in (
                 EventType.TASK_COMPLETED,
@@ -246,9 +247,8 @@ class _Replayer:
         name = action["functionName"]
         task_id = self._allocate("suborchestration", name)
         if not self._already_scheduled(task_id, "suborchestration", name):
-            child_id = action.get("instanceId") or str(
-                uuid.uuid5(uuid.NAMESPACE_URL, f"{self.instance_id}:{task_id}")
-            )
+            # DTFx CreateSubOrchestrationInstanceCore: "<ExecutionId>:<sequence id>" when none is given.
+            child_id = action.get("instanceId") or f"{self.execution_id}:{task_id}"
             input_text = action.get("input")
             input_json = None if input_text is None else json.dumps(input_text)
             self.decisions.new_events.append(
@@ -401,12 +401,11 @@ def replay_actions(
     history: list[Event],
     *,
     now: datetime,
-    instance_id: str,
     known_activities: set[str],
 ) -> Decisions:
     """Replay the returned OrchestratorState's actions against history. Raises OrchestrationFailedError
     to fail the instance (non-determinism, unsupported action, unknown activity)."""
-    replayer = _Replayer(history, now, instance_id, known_activities)
+    replayer = _Replayer(history, now, known_activities)
     actions = state.get("actions") or []
     try:
         if int(state.get("schemaVersion") or 0) >= 1:

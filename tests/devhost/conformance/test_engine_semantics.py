@@ -267,3 +267,25 @@ def test_a_thirty_minute_monitor_runs_in_well_under_a_second(make_engine: Engine
     assert status["customStatus"] == {"last": "done"}
     assert len(checks) == 7
     assert elapsed < 1.0, f"30 virtual minutes took {elapsed:.2f} s of real time"
+
+
+def test_a_sub_orchestration_without_an_id_gets_dtfx_execution_id_and_sequence_id(
+    make_engine: EngineFactory,
+) -> None:
+    app = df.DFApp()
+
+    @app.orchestration_trigger(context_name="context")
+    def outer(context: df.DurableOrchestrationContext) -> Any:
+        result = yield context.call_sub_orchestrator("inner", "hi")
+        return result
+
+    @app.orchestration_trigger(context_name="context")
+    def inner(context: df.DurableOrchestrationContext) -> Any:
+        return f"{context.get_input()} from {context.instance_id}"
+        yield  # a generator, like every orchestrator
+
+    harness = make_engine(app)
+    outer_id = harness.start("outer")
+    status = harness.run_to_end(outer_id)
+    execution_id = harness.engine.history(outer_id)[1]["OrchestrationInstance"]["ExecutionId"]
+    assert status["output"] == f"hi from {execution_id}:0"
