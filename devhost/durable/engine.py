@@ -662,12 +662,10 @@ class _Episode:
         tx.delete_pending_activities(instance.instance_id)
         instance.output = output_json
         self._update(tx, status)
-        if (
-            instance.parent_instance_id is None
-            or instance.parent_execution_id is None
-            or status == TERMINATED
-        ):
+        if instance.parent_instance_id is None or instance.parent_execution_id is None:
             return
+        # DTFx tells the parent: Completed -> SubOrchestrationInstanceCompleted, Failed or Terminated ->
+        # SubOrchestrationInstanceFailed with the failure message / termination reason as Reason.
         if status == COMPLETED:
             event = new_event(
                 EventType.SUB_ORCHESTRATION_INSTANCE_COMPLETED,

@@ -289,3 +289,28 @@ def test_a_sub_orchestration_without_an_id_gets_dtfx_execution_id_and_sequence_i
     status = harness.run_to_end(outer_id)
     execution_id = harness.engine.history(outer_id)[1]["OrchestrationInstance"]["ExecutionId"]
     assert status["output"] == f"hi from {execution_id}:0"
+
+
+def test_terminating_a_sub_orchestration_fails_the_parent_task_with_the_reason(
+    make_engine: EngineFactory,
+) -> None:
+    app = df.DFApp()
+
+    @app.orchestration_trigger(context_name="context")
+    def supervisor(context: df.DurableOrchestrationContext) -> Any:
+        try:
+            yield context.call_sub_orchestrator("stuck", None, "stuck-child")
+        except Exception as error:
+            return str(error).splitlines()[0]
+        return "child finished"
+
+    @app.orchestration_trigger(context_name="context")
+    def stuck(context: df.DurableOrchestrationContext) -> Any:
+        yield context.wait_for_external_event("Never")
+
+    harness = make_engine(app)
+    parent_id = harness.start("supervisor")
+    harness.engine.run_until_idle()
+    harness.engine.terminate("stuck-child", "operator stopped it")
+    status = harness.run_to_end(parent_id)
+    assert status["output"] == "operator stopped it "
