@@ -44,8 +44,7 @@ COMPLETED = "Completed"
 FAILED = "Failed"
 TERMINATED = "Terminated"
 CONTINUED_AS_NEW = "ContinuedAsNew"
-# overridableExistingInstanceStates = NonRunningStates (the default): these block a new start with the same
-# id.
+# overridableExistingInstanceStates = NonRunningStates (the default): these block a start with the same id.
 RUNNING_STATES = frozenset({PENDING, RUNNING, CONTINUED_AS_NEW})
 TERMINAL_STATES = frozenset({COMPLETED, FAILED, TERMINATED})
 
@@ -422,8 +421,7 @@ class DurableEngine:
                 self.clock.now(),
                 TaskScheduledId=item.task_id,
                 # TaskActivityShim: "Activity function '<name>' failed: " + the RPC exception's friendly
-                # message,
-                # which is the text after "\nException:" — hence the double space.
+                # message, the text after "\nException:" (which starts with a space: hence two spaces).
                 Reason=f"Activity function '{item.name}' failed:  {failure.worker_message}",
                 Details=_exception_details(failure.worker_message, failure.stack),
                 FailureDetails=None,
@@ -515,6 +513,7 @@ class _Episode:
         self.now = now
         self.past = [{**event, "IsPlayed": True} for event in history]
         self.delivered = [message.event for message in messages]
+        self.started = new_event(EventType.ORCHESTRATOR_STARTED, now)
         self.decisions = Decisions()
         self.state: dict[str, Any] = {}
         self.failure: str | None = None
@@ -559,12 +558,11 @@ class _Episode:
             self.failure = str(failure)
 
     def history_for_invocation(self) -> list[Event]:
-        started = new_event(EventType.ORCHESTRATOR_STARTED, self.now)
-        return [*self.past, started, *self.delivered]
+        return [*self.past, self.started, *self.delivered]
 
     def commit(self, tx: Transaction) -> None:
         instance = self.instance
-        appended = [new_event(EventType.ORCHESTRATOR_STARTED, self.now), *self.delivered]
+        appended = [self.started, *self.delivered]
         if self.terminate_reason is not None:
             appended.append(self._execution_completed(TERMINATED, self.terminate_reason))
             self._finish(tx, appended, TERMINATED, json.dumps(self.terminate_reason))

@@ -13,8 +13,8 @@ from typing import Any
 
 Event = dict[str, Any]
 
-# Azure Storage provider limits the extension sends (AzureStorageDurabilityProvider: 6-day timers, 3-day
-# splits).
+# What the extension sends for the Azure Storage provider (AzureStorageDurabilityProvider): timers up to
+# 6 days, longer ones split into 3-day intervals.
 MAXIMUM_SHORT_TIMER_DURATION = "6.00:00:00"
 LONG_RUNNING_TIMER_INTERVAL = "3.00:00:00"
 DEFAULT_HTTP_ASYNC_SLEEP_MILLISECONDS = 30000

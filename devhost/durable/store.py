@@ -128,8 +128,7 @@ class Store:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        # One connection shared by the engine's threads, serialized by a lock: every use is a short
-        # transaction.
+        # One connection shared by the engine's threads, serialized by a lock (every use is short).
         self._connection = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._lock = threading.RLock()
         with self._lock:
