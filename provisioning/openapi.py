@@ -130,7 +130,7 @@ class Content:
 class Response:
     description: str
     contents: tuple[Content, ...] = ()  # Swagger 2.0 has one schema per answer: it takes the first
-    polling_headers: bool = False  # Location + Retry-After
+    headers: tuple[str, ...] = ()  # names from HEADERS
 
 
 @dataclass(frozen=True)
@@ -159,12 +159,23 @@ class Operation:
     in_connector: bool = True
 
 
+# Answer headers: (description, OpenAPI 3.0 schema); Swagger 2.0 takes the schema's type.
+HEADERS: dict[str, tuple[str, dict[str, Any]]] = {
+    "Location": (
+        "Absolute status URL to poll with GET (carries `?code=` when the call used it).",
+        {"type": "string", "format": "uri"},
+    ),
+    "Retry-After": ("Seconds to wait before calling again.", {"type": "integer", "minimum": 1}),
+}
+POLLING_HEADERS = ("Location", "Retry-After")
+
+
 def _problem(description: str) -> Response:
     return Response(description, (Content("Problem", PROBLEM_CONTENT_TYPE),))
 
 
 def _document(description: str, *, polling: bool = False) -> Response:
-    return Response(description, (Content("StatusDocument"),), polling_headers=polling)
+    return Response(description, (Content("StatusDocument"),), POLLING_HEADERS if polling else ())
 
 
 _UNAUTHORIZED = Response("The function key is missing or wrong (answered by the Functions host, no body).")
@@ -207,7 +218,9 @@ OPERATIONS: tuple[Operation, ...] = (
                 "Succeeded: the final status document (after following Location; also the direct answer "
                 "when the Idempotency-Key belongs to a request that has finished)."
             ),
-            "202": Response("Accepted and running: poll Location.", (Content("AcceptedAnswer"),), True),
+            "202": Response(
+                "Accepted and running: poll Location.", (Content("AcceptedAnswer"),), POLLING_HEADERS
+            ),
             "400": _problem("ValidationFailed: the body or the Idempotency-Key is invalid; nothing started."),
             "401": _UNAUTHORIZED,
             "409": Response(
@@ -221,6 +234,7 @@ OPERATIONS: tuple[Operation, ...] = (
             "503": Response(
                 "ServiceUnavailable: not started (storage fault); send it again after Retry-After.",
                 (Content("Problem", PROBLEM_CONTENT_TYPE),),
+                ("Retry-After",),
             ),
         },
     ),
@@ -401,8 +415,6 @@ def request_examples() -> dict[str, dict[str, Any]]:
 # ----------------------------------------------------------------------------------------------------
 # Documents
 
-_LOCATION_DESCRIPTION = "Absolute status URL to poll with GET (carries `?code=` when the call used it)."
-_RETRY_AFTER_DESCRIPTION = "Seconds to wait before polling Location."
 _DESCRIPTION = (
     "Creates Viva Engage communities through Microsoft Graph. POST starts a request and answers 202 with an "
     "absolute Location and Retry-After; GET on that URL answers 202 while running, then 200 (Succeeded), 422 "
@@ -430,11 +442,8 @@ def _schema_ref(name: str | None, dialect: Dialect) -> dict[str, Any]:
 
 def _openapi3_response(response: Response) -> dict[str, Any]:
     rendered: dict[str, Any] = {"description": response.description}
-    if response.polling_headers:
-        rendered["headers"] = {
-            "Location": {"$ref": "#/components/headers/Location"},
-            "Retry-After": {"$ref": "#/components/headers/Retry-After"},
-        }
+    if response.headers:
+        rendered["headers"] = {name: {"$ref": f"#/components/headers/{name}"} for name in response.headers}
     if response.contents:
         rendered["content"] = {
             content.content_type: {"schema": _schema_ref(content.schema, "openapi3")}
@@ -445,10 +454,10 @@ def _openapi3_response(response: Response) -> dict[str, Any]:
 
 def _swagger2_response(response: Response) -> dict[str, Any]:
     rendered: dict[str, Any] = {"description": response.description}
-    if response.polling_headers:
+    if response.headers:
         rendered["headers"] = {
-            "Location": {"type": "string", "description": _LOCATION_DESCRIPTION},
-            "Retry-After": {"type": "integer", "description": _RETRY_AFTER_DESCRIPTION},
+            name: {"type": HEADERS[name][1]["type"], "description": HEADERS[name][0]}
+            for name in response.headers
         }
     if response.contents:
         rendered["schema"] = _schema_ref(response.contents[0].schema, "swagger2")
@@ -528,14 +537,8 @@ def openapi_document() -> dict[str, Any]:
         "components": {
             "schemas": component_schemas("openapi3"),
             "headers": {
-                "Location": {
-                    "description": _LOCATION_DESCRIPTION,
-                    "schema": {"type": "string", "format": "uri"},
-                },
-                "Retry-After": {
-                    "description": _RETRY_AFTER_DESCRIPTION,
-                    "schema": {"type": "integer", "minimum": 1},
-                },
+                name: {"description": description, "schema": schema}
+                for name, (description, schema) in HEADERS.items()
             },
             "securitySchemes": {
                 "functionKey": {
