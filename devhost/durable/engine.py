@@ -790,6 +790,5 @@ def _validate_instance_id(instance_id: str) -> None:
     if instance_id.startswith("@") or len(instance_id) > 256 or _INVALID_INSTANCE_ID.search(instance_id):
         raise InvalidInstanceIdError(
             f"Instance ID '{instance_id}' is invalid: it must not start with '@', contain '/', '\\', '#', "
-            f"'?' "
-            "or control characters, or exceed 256 characters."
+            "'?' or control characters, or be longer than 256 characters."
         )

@@ -110,8 +110,8 @@ def execution_started(
 def orchestration_context_json(
     *, instance_id: str, history: list[Event], input_json: str | None, parent_instance_id: str | None
 ) -> str:
-    """The orchestration-trigger JSON
-    (OrchestrationTriggerAttributeBindingProvider.OrchestrationContextToString).
+    """The orchestration-trigger JSON (`OrchestrationContextToString` of the extension's
+    OrchestrationTriggerAttributeBindingProvider).
 
     `input` is `JToken.Parse(ExecutionStarted.Input)`: for a Python-started instance a JSON string holding the
     input's JSON text.

@@ -330,63 +330,56 @@ class _Replayer:
 
 
 def _non_determinism_message(task_id: int, event: Event, kind: str, produced: _Produced | None) -> str | None:
+    """DTFx's message for a history scheduling event the replay does not match, or None if it matches."""
     name = event.get("Name")
+    previous = "A previous execution of this orchestration scheduled"
     if kind == "activity":
         if produced is None:
             return (
-                f"A previous execution of this orchestration scheduled an activity task with sequence ID "
-                f"{task_id} "
-                f"and name '{name}' (version ''), but the current replay execution hasn't (yet?) scheduled "
-                f"this "
-                f"task. {_CODE_CHANGED}"
+                f"{previous} an activity task with sequence ID {task_id} and name '{name}' (version ''), "
+                f"but the current replay execution hasn't (yet?) scheduled this task. {_CODE_CHANGED}"
             )
         if produced.kind != kind:
             return (
-                f"A previous execution of this orchestration scheduled an activity task with sequence number "
-                f"{task_id} named '{name}', but the current orchestration replay instead produced a "
-                f"{_DTFX_ACTION_CLASS[produced.kind]} action with this sequence number. {_CODE_CHANGED}"
+                f"{previous} an activity task with sequence number {task_id} named '{name}', but the current "
+                f"orchestration replay instead produced a {_DTFX_ACTION_CLASS[produced.kind]} action with "
+                f"this sequence number. {_CODE_CHANGED}"
             )
         if produced.name.lower() != str(name).lower():
             return (
-                f"A previous execution of this orchestration scheduled an activity task with sequence number "
-                f"{task_id} named '{name}', but the current orchestration replay instead scheduled an "
-                f"activity task "
-                f"named '{produced.name}' with this sequence number.  {_CODE_CHANGED}"
+                f"{previous} an activity task with sequence number {task_id} named '{name}', but the current "
+                f"orchestration replay instead scheduled an activity task named '{produced.name}' with this "
+                f"sequence number.  {_CODE_CHANGED}"
             )
         return None
     if kind == "timer":
         if produced is None:
             return (
-                f"A previous execution of this orchestration scheduled a timer task with sequence number "
-                f"{task_id} "
-                f"but the current replay execution hasn't (yet?) scheduled this task. {_CODE_CHANGED}"
+                f"{previous} a timer task with sequence number {task_id} but the current replay execution "
+                f"hasn't (yet?) scheduled this task. {_CODE_CHANGED}"
             )
         if produced.kind != kind:
             return (
-                f"A previous execution of this orchestration scheduled a timer task with sequence number "
-                f"{task_id} "
-                f"named but the current orchestration replay instead produced a "
-                f"{_DTFX_ACTION_CLASS[produced.kind]} action with this sequence number. {_CODE_CHANGED}"
+                f"{previous} a timer task with sequence number {task_id} named but the current orchestration "
+                f"replay instead produced a {_DTFX_ACTION_CLASS[produced.kind]} action with this sequence "
+                f"number. {_CODE_CHANGED}"
             )
         return None
-    prefix = (
-        f"A previous execution of this orchestration scheduled a sub-orchestration task with sequence ID "
-        f"{task_id} "
-        f"and name '{name}' (version '', instance ID '{event.get('InstanceId')}'), but the current "
+    sub_orchestration = (
+        f"{previous} a sub-orchestration task with sequence ID {task_id} and name '{name}' (version '', "
+        f"instance ID '{event.get('InstanceId')}'), but the current"
     )
     if produced is None:
-        return prefix + f"replay execution hasn't (yet?) scheduled this task. {_CODE_CHANGED}"
+        return f"{sub_orchestration} replay execution hasn't (yet?) scheduled this task. {_CODE_CHANGED}"
     if produced.kind != kind:
-        return prefix + (
-            f"orchestration replay instead produced a {_DTFX_ACTION_CLASS[produced.kind]} action at this "
-            f"sequence "
-            f"number. {_CODE_CHANGED}"
+        return (
+            f"{sub_orchestration} orchestration replay instead produced a "
+            f"{_DTFX_ACTION_CLASS[produced.kind]} action at this sequence number. {_CODE_CHANGED}"
         )
     if produced.name.lower() != str(name).lower():
-        return prefix + (
-            f"orchestration replay instead scheduled a sub-orchestration task with name {produced.name} at "
-            f"this "
-            f"sequence number. {_CODE_CHANGED}"
+        return (
+            f"{sub_orchestration} orchestration replay instead scheduled a sub-orchestration task with name "
+            f"{produced.name} at this sequence number. {_CODE_CHANGED}"
         )
     return None
 
@@ -412,8 +405,7 @@ def replay_actions(
             if len(actions) > 1:
                 raise OrchestrationFailedError(
                     f"With OOProc schema ReplayPatchV1, expected actions array to be of length 1 in outer "
-                    f"layer "
-                    f"but got size: {len(actions)}"
+                    f"layer but got size: {len(actions)}"
                 )
             for action in actions[0] if actions else []:
                 if not replayer.invoke(action):

@@ -196,8 +196,7 @@ class Transaction:
         limit = f"LIMIT {int(top)}" if top is not None else ""
         rows = self._db.execute(
             f"SELECT {', '.join(_INSTANCE_COLUMNS)} FROM instances {where} ORDER BY created_time, "
-            f"instance_id "
-            f"{limit}",
+            f"instance_id {limit}",
             parameters,
         ).fetchall()
         return [InstanceRow(*row) for row in rows]
@@ -305,8 +304,7 @@ class Transaction:
     def claim_activities(self, limit: int) -> list[ActivityWorkItem]:
         rows = self._db.execute(
             "SELECT id, instance_id, execution_id, task_id, name, input FROM activities WHERE status = "
-            "'pending' "
-            "ORDER BY id LIMIT ?",
+            "'pending' ORDER BY id LIMIT ?",
             (limit,),
         ).fetchall()
         self._db.executemany(
