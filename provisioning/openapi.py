@@ -24,7 +24,7 @@ import json
 import re
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -318,10 +318,6 @@ class _SchemaConverter:
     dialect: Dialect
     definitions: Mapping[str, Any]
     nullable: bool
-    ref_prefix: str = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.ref_prefix = "#/components/schemas/" if self.dialect == "openapi3" else "#/definitions/"
 
     def convert(self, node: Mapping[str, Any]) -> dict[str, Any]:
         schema = {key: value for key, value in node.items() if key not in ("title", "$defs")}
@@ -365,7 +361,7 @@ class _SchemaConverter:
         target = self.definitions[name]
         if "enum" in target:
             return {**self.convert(target), **schema}
-        reference = {"$ref": self.ref_prefix + name}
+        reference = {"$ref": _ref_template(self.dialect).format(model=name)}
         # Siblings of $ref are ignored by OpenAPI 3.0 and Swagger 2.0: keep them through allOf.
         return {"allOf": [reference], **schema} if schema else reference
 
