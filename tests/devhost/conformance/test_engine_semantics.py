@@ -13,6 +13,7 @@ from typing import Any
 import azure.durable_functions as df
 import pytest
 
+from devhost.clock import ScaledClock
 from devhost.durable import (
     InstanceExistsError,
     InstanceNotFoundError,
@@ -314,3 +315,22 @@ def test_terminating_a_sub_orchestration_fails_the_parent_task_with_the_reason(
     harness.engine.terminate("stuck-child", "operator stopped it")
     status = harness.run_to_end(parent_id)
     assert status["output"] == "operator stopped it "
+
+
+def test_a_scaled_clock_fires_timers_sooner_but_orchestrations_see_the_full_interval(
+    make_engine: EngineFactory,
+) -> None:
+    app = df.DFApp()
+
+    @app.orchestration_trigger(context_name="context")
+    def hourly(context: df.DurableOrchestrationContext) -> Any:
+        began = context.current_utc_datetime
+        yield context.create_timer(began + timedelta(hours=1))
+        return (context.current_utc_datetime - began).total_seconds()
+
+    harness = make_engine(app, clock=ScaledClock(speed=7200))  # one virtual hour = 0.5 s
+    began = time.monotonic()
+    status = harness.engine.wait_for_status(harness.start("hourly"), ["Completed"], timeout=5)
+    elapsed = time.monotonic() - began
+    assert 3600 <= status["output"] < 3600 + 7200 * 0.5  # the full hour, plus scheduling slack
+    assert 0.4 <= elapsed < 2.0
