@@ -23,6 +23,7 @@ from tests.e2e.workflow_env import OWNER, WorkflowEnv, request_body, workflow_en
 from triggers import openapi as openapi_trigger
 
 OAS3 = openapi.openapi_document()
+CONNECTOR = openapi.connector_definition()
 
 
 @pytest.fixture
@@ -48,7 +49,20 @@ def assert_documented(response: requests.Response, method: str, path: str) -> An
     schema = resolve(documented["content"][content_type]["schema"], OAS3)
     errors = list(OAS30Validator(schema).iter_errors(body))
     assert not errors, f"{method.upper()} {path} {status}: {errors[0].message} in {body}"
+    connector_operation = CONNECTOR["paths"].get(path, {}).get(method)
+    if connector_operation is not None:
+        connector_answer = connector_operation["responses"][status]
+        assert set(connector_answer.get("headers", {})) == set(documented.get("headers", {}))
+        if content_type == documented_first_content_type(documented):
+            connector_schema = resolve(connector_answer["schema"], CONNECTOR)
+            errors = list(OAS30Validator(connector_schema).iter_errors(body))
+            assert not errors, f"connector {method.upper()} {path} {status}: {errors[0].message}"
     return body
+
+
+def documented_first_content_type(documented: dict[str, Any]) -> str:
+    """Swagger 2.0 has one schema per answer: the connector describes the first content type."""
+    return next(iter(documented["content"]))
 
 
 def test_document_needs_a_function_key_and_is_the_generated_one(
@@ -80,6 +94,8 @@ def test_the_app_answers_as_its_document_says(env: WorkflowEnv) -> None:
     assert started.status_code == 202
     openapi.AcceptedAnswer.model_validate(body)
     assert started.headers["Location"] == body["statusUri"]
+    # The connector follows Location through its connection: it must stay on the API's host and base path.
+    assert started.headers["Location"].startswith(f"{env.api}/communities/requests/")
 
     running = requests.get(started.headers["Location"], timeout=10)
     assert running.status_code == 202
