@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import azure.functions as func
+from azure.functions.decorators.function_app import FunctionRegister
 
 ORCHESTRATION_TRIGGER = "orchestrationTrigger"
 ACTIVITY_TRIGGER = "activityTrigger"
@@ -56,8 +57,9 @@ class AppIndex:
         return [f for f in self.functions if f.trigger_type == trigger_type]
 
 
-def load_app(spec: str = "function_app:app") -> func.FunctionApp:
-    """Import `module:attribute` and return the FunctionApp it names."""
+def load_app(spec: str = "function_app:app") -> FunctionRegister:
+    """Import `module:attribute` and return the function app it names (a `func.FunctionApp` or a durable
+    `df.DFApp`: both are the `FunctionRegister` the worker looks for)."""
     module_name, _, attribute = spec.partition(":")
     attribute = attribute or "app"
     if not module_name:
@@ -72,14 +74,14 @@ def load_app(spec: str = "function_app:app") -> func.FunctionApp:
     app = getattr(module, attribute, None)
     if app is None:
         raise IndexingError(f"module {module_name!r} has no attribute {attribute!r} (app spec {spec!r})")
-    if not isinstance(app, func.FunctionApp):
+    if not isinstance(app, FunctionRegister):
         raise IndexingError(
             f"{spec!r} is a {type(app).__name__}, not an azure.functions.FunctionApp (or durable DFApp)"
         )
     return app
 
 
-def index_app(app: func.FunctionApp) -> AppIndex:
+def index_app(app: FunctionRegister) -> AppIndex:
     """Index the app's functions as the worker does; IndexingError on anything the host would reject."""
     # get_functions() records names in functions_bindings and raises "does not have a unique function name"
     # on a second call for the same app object; reset it so tests can index one app object several times.

@@ -76,6 +76,11 @@ def test_index_names_follow_the_trigger_properties_and_can_be_repeated() -> None
     assert index.activities["async_echo"].is_async
 
 
+def test_load_app_accepts_a_durable_app() -> None:
+    app = load_app("tests.devhost.conformance.loadable_app:app")
+    assert set(index_app(app).activities) == {"echo"}
+
+
 def test_load_app_errors_are_clear() -> None:
     with pytest.raises(IndexingError, match="cannot import module 'no_such_module_xyz'"):
         load_app("no_such_module_xyz:app")
