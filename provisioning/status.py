@@ -34,6 +34,7 @@ from provisioning.problems import PROBLEM_CONTENT_TYPE, ProblemCode, problem
 JSON_CONTENT_TYPE = "application/json"
 RUNNING_RUNTIME_STATUSES = frozenset({"Running", "Pending", "ContinuedAsNew", "Suspended"})
 CANCELED_RUNTIME_STATUSES = frozenset({"Terminated", "Canceled"})
+SETTLED_WHILE_RUNNING = frozenset({RequestStatus.SUCCEEDED, RequestStatus.FAILED})
 _HTTP_STATUS = {
     RequestStatus.RUNNING: 202,
     RequestStatus.SUCCEEDED: 200,
@@ -128,6 +129,10 @@ def document_from_durable(instance_id: str, durable: Mapping[str, Any] | None) -
     updated_at = durable.get("lastUpdatedTime") or base.last_updated_at
 
     if runtime_status in RUNNING_RUNTIME_STATUSES:
+        if last_published is not None and last_published.status in SETTLED_WHILE_RUNNING:
+            # The outcome is settled; only the callback / result message is still being delivered, which can
+            # take minutes of retries. Pollers get the outcome now, and it can no longer be canceled.
+            return last_published.model_copy(update={"id": instance_id})
         return base.model_copy(update={"id": instance_id, "status": RequestStatus.RUNNING})
     if runtime_status == "Completed":
         final = _document(durable.get("output"))

@@ -154,6 +154,18 @@ def final(status: str, **fields: Any) -> dict[str, Any]:
     return {**running_custom_status(), "status": status, "phase": "done", **fields}
 
 
+@pytest.mark.parametrize(("outcome", "http_status"), [("Succeeded", 200), ("Failed", 422)])
+def test_settled_outcome_is_final_while_the_callback_is_still_being_delivered(
+    outcome: str, http_status: int
+) -> None:
+    custom = final(outcome, phase="notifying", callback="pending")
+    answer = render(durable("Running", customStatus=custom))
+    assert answer.status_code == http_status
+    assert answer.body["status"] == outcome
+    assert answer.body["phase"] == "notifying"
+    assert "Location" not in answer.headers
+
+
 def test_succeeded_is_200_with_the_community() -> None:
     community = {"id": "c1", "displayName": "Team", "description": "d", "privacy": "private", "groupId": "g1"}
     output = final(
