@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import requests
 
+from devhost.host import FUNCTION_KEYS_SETTING
 from devhost.testing import DevHost
 from provisioning.idempotency import instance_id_for_key
 from tests.e2e.workflow_env import OWNER, WorkflowEnv, request_body, workflow_env
@@ -153,6 +154,34 @@ def test_code_query_key_is_carried_into_location_but_header_keys_are_never_echoe
     for response in (with_header, status):
         assert "HEADER-KEY-123" not in response.text
         assert "HEADER-KEY-123" not in json.dumps(dict(response.headers))
+
+
+def test_with_enforced_keys_the_location_authorises_itself_with_the_code_key(
+    devhost_factory: Callable[..., DevHost], monkeypatch: pytest.MonkeyPatch, azurite: Any
+) -> None:
+    def keyed_factory(**kwargs: Any) -> DevHost:
+        return devhost_factory(enforce_keys=True, **kwargs)
+
+    key = "function-key-1"
+    with workflow_env(
+        keyed_factory, monkeypatch, azurite.connection_string, settings={FUNCTION_KEYS_SETTING: key}
+    ) as env:
+        data = json.dumps(request_body()).encode()
+        assert post_raw(env, data, JSON).status_code == 401
+        started = post_raw(env, data, JSON, query=f"?code={key}")
+        assert started.status_code == 202, started.text
+        # Power Automate follows Location as-is, without adding anything.
+        final, _ = env.follow(started)
+        assert final.status_code == 200
+        assert final.json()["status"] == "Succeeded"
+
+        by_header = post_raw(env, data, {**JSON, "x-functions-key": key})
+        assert by_header.status_code == 202
+        location = by_header.headers["Location"]
+        assert key not in location
+        assert key not in by_header.text
+        assert requests.get(location, timeout=30).status_code == 401
+        assert requests.get(location, headers={"x-functions-key": key}, timeout=30).status_code == 202
 
 
 def test_status_never_echoes_the_callback_url(env: WorkflowEnv) -> None:
