@@ -1,0 +1,120 @@
+"""`python -m devhost`: run the function app locally the way `func start` does (see docs/devhost.md)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from types import FrameType
+
+from devhost.clock import Clock, RealClock, ScaledClock
+from devhost.host import FUNCTION_KEYS_SETTING, MASTER_KEY_SETTING, DevHostRuntime
+from devhost.indexing import IndexingError
+from devhost.local_settings import SettingsError, apply_local_settings, read_host_json, read_local_settings
+
+
+class _UtcFormatter(logging.Formatter):
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802
+        return (
+            datetime.fromtimestamp(record.created, UTC)
+            .isoformat(timespec="milliseconds")
+            .replace("+00:00", "Z")
+        )
+
+
+def configure_logging() -> None:
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(_UtcFormatter("[%(asctime)s] %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+    # Library chatter (every storage request) would drown the invocation log.
+    for noisy in ("azure", "urllib3", "aiohttp"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m devhost",
+        description="Run the function app offline: HTTP/queue triggers, Durable Functions, state in SQLite.",
+    )
+    parser.add_argument("--port", type=int, default=7071, help="HTTP port (default 7071, as func start)")
+    parser.add_argument(
+        "--clock-speed",
+        type=float,
+        default=None,
+        metavar="N",
+        help="durable timers fire N times sooner; orchestrations see the full intervals (default: real time)",
+    )
+    parser.add_argument(
+        "--state", default=".devhost/state.db", help="SQLite state file (default .devhost/state.db)"
+    )
+    parser.add_argument(
+        "--enforce-keys",
+        action="store_true",
+        help=f"require x-functions-key or ?code= for non-anonymous functions (keys: {FUNCTION_KEYS_SETTING}, "
+        f"{MASTER_KEY_SETTING})",
+    )
+    parser.add_argument("--app", default="function_app:app", help="module:attribute of the FunctionApp")
+    parser.add_argument("--host-json", default="host.json", help="host.json to read (default ./host.json)")
+    parser.add_argument(
+        "--local-settings", default="local.settings.json", help="settings file whose Values are applied"
+    )
+    return parser.parse_args(argv)
+
+
+def make_clock(speed: float | None) -> Clock:
+    return RealClock() if speed is None or speed == 1 else ScaledClock(speed)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    configure_logging()
+    # The app module is imported from the working directory (the repo root), as the worker imports it.
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        apply_local_settings(read_local_settings(args.local_settings), os.environ)
+        host_json = read_host_json(args.host_json)
+        runtime = DevHostRuntime(
+            args.app,
+            clock=make_clock(args.clock_speed),
+            state_path=args.state,
+            host_json=host_json,
+            port=args.port,
+            enforce_keys=args.enforce_keys,
+        )
+        runtime.start()
+    except (IndexingError, SettingsError) as exc:
+        print(f"\nError: the function app could not be started.\n  {exc}\n", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"\nError: the dev host could not start: {exc}\n", file=sys.stderr)
+        return 1
+
+    stopping = threading.Event()
+
+    def request_stop(signum: int, frame: FrameType | None) -> None:
+        stopping.set()
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    clock = "real time" if args.clock_speed in (None, 1) else f"{args.clock_speed:g}x (durable timers only)"
+    print(runtime.function_host.startup_table(), flush=True)
+    print(
+        f"Durable state: {runtime.state_path}   Clock: {clock}   Task hub: {runtime.function_host.task_hub}"
+    )
+    print(f"Host started on {runtime.base_url} (Ctrl+C to stop)\n", flush=True)
+    stopping.wait()
+    print("Stopping the dev host...", flush=True)
+    runtime.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,340 @@
+"""The Functions host around the worker: HTTP routing and keys, the durable client binding, invocations.
+
+One `FunctionHost` serves one indexed app. The HTTP server (`http_server.py`) and the queue listener
+(`queues.py`) hand it trigger values; it builds the keyword arguments the Python worker would pass
+(trigger, `durableClient` binding JSON, `func.Out` outputs, `context`), calls the function through
+`devhost.worker`, writes the outputs, and logs one line per invocation like `func start`.
+"""
+
+from __future__ import annotations
+
+import hmac
+import inspect
+import json
+import logging
+import os
+import secrets
+import threading
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import azure.functions as func
+
+from devhost.clock import Clock
+from devhost.durable import DurableEngine
+from devhost.http_routes import RouteTemplate, RouteTemplateError
+from devhost.http_server import DevHostHttpServer
+from devhost.indexing import AppIndex, FunctionInfo, IndexingError, index_app, load_app
+from devhost.local_settings import SettingsError, host_extension_section, resolve_setting_expressions
+from devhost.management import ManagementApi
+from devhost.queues import QueueOptions, QueueOutputSink, QueueTriggers
+from devhost.worker import OutputSink, call_with_output_bindings
+
+log = logging.getLogger("devhost")
+
+FUNCTION_KEYS_SETTING = "DEVHOST_FUNCTION_KEYS"
+MASTER_KEY_SETTING = "DEVHOST_MASTER_KEY"
+DEFAULT_TASK_HUB = "TestHubName"
+_ALL_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "TRACE"})
+
+
+@dataclass(frozen=True)
+class HttpFunction:
+    info: FunctionInfo
+    route: RouteTemplate
+    methods: frozenset[str]
+    auth_level: str  # ANONYMOUS | FUNCTION | ADMIN
+
+
+@dataclass(frozen=True)
+class InvocationContext:
+    """What the worker passes as `context: func.Context` (the durable client middleware reads its id)."""
+
+    invocation_id: str
+    function_name: str
+    function_directory: str
+    trace_context: Any = None
+    retry_context: Any = None
+    thread_local_storage: Any = None
+
+
+class FunctionHost:
+    def __init__(
+        self,
+        index: AppIndex,
+        *,
+        host_json: Mapping[str, Any],
+        enforce_keys: bool = False,
+        sink: OutputSink | None = None,
+        task_hub: str | None = None,
+    ) -> None:
+        self.index = index
+        self.host_json = host_json
+        self.enforce_keys = enforce_keys
+        self.sink = sink
+        self.task_hub = task_hub or configured_task_hub(host_json)
+        http = host_extension_section(host_json, "http")
+        self.route_prefix = str(http.get("routePrefix", "api")).strip("/")
+        # The extension's system key: always in the URLs it hands out, checked only with --enforce-keys.
+        self.system_key = os.environ.get(MASTER_KEY_SETTING) or secrets.token_urlsafe(24)
+        self.base_url = "http://127.0.0.1:7071"
+        self.http_functions = [_http_function(fn) for fn in index.of_type("httpTrigger")]
+        # Most specific first, as ASP.NET routing orders templates.
+        self.http_functions.sort(key=lambda f: -f.route.literal_count)
+        self._running = 0
+        self._running_lock = threading.Lock()
+
+    # ----------------------------------------------------------------------------------------------- HTTP
+    def match_http(self, method: str, path: str) -> tuple[HttpFunction, dict[str, str]] | str | None:
+        """The function and route parameters for `path` (below the route prefix); "method" when only the
+        method did not match (405), None when no route matched (404)."""
+        method_mismatch = False
+        for fn in self.http_functions:
+            params = fn.route.match(path)
+            if params is None:
+                continue
+            if method.upper() not in fn.methods:
+                method_mismatch = True
+                continue
+            return fn, params
+        return "method" if method_mismatch else None
+
+    def key_accepted(self, auth_level: str, presented: str | None) -> bool:
+        """--enforce-keys: FUNCTION accepts a function key or the master key, ADMIN only the master key."""
+        if not self.enforce_keys or auth_level == "ANONYMOUS":
+            return True
+        if not presented:
+            return False
+        accepted = [self.system_key]
+        if auth_level != "ADMIN":
+            accepted += [k.strip() for k in os.environ.get(FUNCTION_KEYS_SETTING, "").split(",") if k.strip()]
+        return any(hmac.compare_digest(presented, key) for key in accepted)
+
+    # ------------------------------------------------------------------------------------ durable client
+    @property
+    def webhook_base_url(self) -> str:
+        return f"{self.base_url}/runtime/webhooks/durabletask"
+
+    @property
+    def rpc_base_url(self) -> str:
+        # The extension's RPC listener (LocalHttpListener) has its own loopback port; here it shares ours.
+        return f"{self.base_url}/durabletask/"
+
+    def management_payload(self, instance_id: str, task_hub: str | None = None) -> dict[str, str]:
+        """The extension's HttpManagementPayload for an instance (what create_check_status_response gives)."""
+        hub = quote(task_hub or self.task_hub, safe="")
+        suffix = f"taskHub={hub}&connection=Storage&code={self.system_key}"
+        instance = f"{self.webhook_base_url}/instances/{quote(instance_id, safe='')}"
+        return {
+            "id": instance_id,
+            "statusQueryGetUri": f"{instance}?{suffix}",
+            "sendEventPostUri": f"{instance}/raiseEvent/{{eventName}}?{suffix}",
+            "terminatePostUri": f"{instance}/terminate?reason={{text}}&{suffix}",
+            "rewindPostUri": f"{instance}/rewind?reason={{text}}&{suffix}",
+            "purgeHistoryDeleteUri": f"{instance}?{suffix}",
+            "restartPostUri": f"{instance}/restart?{suffix}",
+            "suspendPostUri": f"{instance}/suspend?reason={{text}}&{suffix}",
+            "resumePostUri": f"{instance}/resume?reason={{text}}&{suffix}",
+        }
+
+    def durable_client_json(self, binding: Mapping[str, Any]) -> str:
+        """The `durableClient` binding value (BindingHelper.DurableOrchestrationClientToString, JSON mode)."""
+        task_hub = str(binding.get("taskHub") or self.task_hub)
+        code = f"code={self.system_key}"
+        orchestrators = f"{self.webhook_base_url}/orchestrators/{{functionName}}[/{{instanceId}}]"
+        management = self.management_payload("INSTANCEID", task_hub)
+        return json.dumps(
+            {
+                "taskHubName": task_hub,
+                "connectionName": binding.get("connectionName"),
+                "creationUrls": {
+                    "createNewInstancePostUri": f"{orchestrators}?{code}",
+                    "createAndWaitOnNewInstancePostUri": (
+                        f"{orchestrators}?timeout={{timeoutInSeconds}}&pollingInterval={{intervalInSeconds}}&{code}"
+                    ),
+                },
+                "managementUrls": management,
+                "baseUrl": self.webhook_base_url,
+                "requiredQueryStringParameters": code,
+                "rpcBaseUrl": self.rpc_base_url,
+                "httpBaseUrl": None,
+                "maxGrpcMessageSizeInBytes": 4194304,
+                "grpcHttpClientTimeout": "00:01:40",
+            }
+        )
+
+    # --------------------------------------------------------------------------------------- invocations
+    @property
+    def running_invocations(self) -> int:
+        with self._running_lock:
+            return self._running
+
+    def invoke(self, fn: FunctionInfo, trigger_value: Any, *, detail: str = "") -> Any:
+        """Call `fn` like the worker: trigger + durable client + outputs (+ context); returns its result.
+
+        Outputs (`func.Out` parameters) are written to the sink only after a successful call. Exceptions
+        propagate to the caller (HTTP → 500, queue → retry), after the failure has been logged.
+        """
+        invocation_id = str(uuid.uuid4())
+        kwargs: dict[str, Any] = {fn.trigger["name"]: trigger_value}
+        for binding in fn.bindings:
+            if binding.get("type") == "durableClient":
+                kwargs[binding["name"]] = self.durable_client_json(binding)
+        if "context" in inspect.signature(fn.user_function).parameters and "context" not in kwargs:
+            kwargs["context"] = InvocationContext(invocation_id, fn.name, os.getcwd())
+        with self._running_lock:
+            self._running += 1
+        started = time.monotonic()
+        outcome = "Failed"
+        try:
+            result = call_with_output_bindings(fn, kwargs, self.sink)
+            outcome = "Succeeded"
+            return result
+        except Exception:
+            log.exception("Executed 'Functions.%s' failed (Id=%s)", fn.name, invocation_id)
+            raise
+        finally:
+            with self._running_lock:
+                self._running -= 1
+            duration = int((time.monotonic() - started) * 1000)
+            log.info(
+                "Executed 'Functions.%s' (%s, Id=%s, Duration=%dms)%s",
+                fn.name,
+                outcome,
+                invocation_id,
+                duration,
+                f" {detail}" if detail else "",
+            )
+
+    def startup_table(self) -> str:
+        """`func start`-style listing of the functions and their triggers."""
+        lines = ["", "Functions:", ""]
+        prefix = f"/{self.route_prefix}" if self.route_prefix else ""
+        for fn in sorted(self.index.functions, key=lambda f: f.name):
+            trigger = fn.trigger_type
+            http = next((h for h in self.http_functions if h.info is fn), None)
+            if http is not None:
+                methods = ",".join(sorted(http.methods)) if http.methods != _ALL_METHODS else "*"
+                lines.append(f"        {fn.name}: [{methods}] {self.base_url}{prefix}/{http.route.template}")
+            elif trigger == "queueTrigger":
+                lines.append(f"        {fn.name}: queueTrigger ({fn.trigger.get('queueName')})")
+            else:
+                lines.append(f"        {fn.name}: {trigger}")
+        return "\n".join(lines) + "\n"
+
+
+def configured_task_hub(host_json: Mapping[str, Any]) -> str:
+    """`extensions.durableTask.hubName`, `%SETTING%` resolved; TestHubName (the local default) if unset."""
+    configured = host_extension_section(host_json, "durableTask").get("hubName")
+    if not configured:
+        return DEFAULT_TASK_HUB
+    try:
+        return resolve_setting_expressions(str(configured))
+    except SettingsError as exc:
+        log.warning("host.json durableTask.hubName: %s; using the local default '%s'", exc, DEFAULT_TASK_HUB)
+        return DEFAULT_TASK_HUB
+
+
+def _http_function(fn: FunctionInfo) -> HttpFunction:
+    trigger = fn.trigger
+    template = trigger.get("route") or fn.name
+    try:
+        route = RouteTemplate(str(template))
+    except RouteTemplateError as exc:
+        raise IndexingError(f"function '{fn.name}': {exc}") from exc
+    methods = trigger.get("methods")
+    method_set = frozenset(str(m).upper() for m in methods) if methods else _ALL_METHODS
+    auth_level = str(trigger.get("authLevel") or "FUNCTION").upper()
+    return HttpFunction(fn, route, method_set, auth_level)
+
+
+class DevHostRuntime:
+    """The whole dev host for one app: index, durable engine, HTTP server, queue triggers.
+
+    Used by `python -m devhost` and by `devhost.testing.DevHost`. App settings must already be in os.environ
+    when `start()` runs (the app may read them at import time).
+    """
+
+    def __init__(
+        self,
+        app: str | func.FunctionApp,
+        *,
+        clock: Clock,
+        state_path: str | Path,
+        host_json: Mapping[str, Any],
+        port: int = 7071,
+        enforce_keys: bool = False,
+        bind: str = "127.0.0.1",
+    ) -> None:
+        self._app = app
+        self.clock = clock
+        self.state_path = Path(state_path)
+        self.host_json = host_json
+        self._port = port
+        self._enforce_keys = enforce_keys
+        self._bind = bind
+        self._server: DevHostHttpServer | None = None
+        self._engine: DurableEngine | None = None
+        self._function_host: FunctionHost | None = None
+        self.queue_triggers: QueueTriggers | None = None
+
+    @property
+    def engine(self) -> DurableEngine:
+        if self._engine is None:
+            raise RuntimeError("the dev host is not started")
+        return self._engine
+
+    @property
+    def function_host(self) -> FunctionHost:
+        if self._function_host is None:
+            raise RuntimeError("the dev host is not started")
+        return self._function_host
+
+    @property
+    def base_url(self) -> str:
+        return self.function_host.base_url
+
+    def start(self) -> None:
+        """Index the app (IndexingError on a bad app), then start engine, HTTP server and queue listeners."""
+        app = load_app(self._app) if isinstance(self._app, str) else self._app
+        index = index_app(app)
+        options = QueueOptions.from_host_json(self.host_json)
+        sink = QueueOutputSink(options)
+        host = FunctionHost(index, host_json=self.host_json, enforce_keys=self._enforce_keys, sink=sink)
+        durable = host_extension_section(self.host_json, "durableTask")
+        self.state_path.parent.mkdir(parents=True, exist_ok=True)
+        engine = DurableEngine(
+            index,
+            store_path=self.state_path,
+            clock=self.clock,
+            sink=sink,
+            max_concurrent_activities=int(durable.get("maxConcurrentActivityFunctions") or 10),
+            task_hub=host.task_hub,
+        )
+        management = ManagementApi(engine, now=self.clock.now, management_payload=host.management_payload)
+        server = DevHostHttpServer(host, management, (self._bind, self._port))
+        host.base_url = f"http://127.0.0.1:{server.port}"
+        queue_triggers = QueueTriggers(host, options)
+        self._function_host, self._engine, self._server = host, engine, server
+        self.queue_triggers = queue_triggers
+        try:
+            engine.start()
+            server.start_background()
+            queue_triggers.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        """Stop accepting work, then stop the engine (its state stays in SQLite)."""
+        if self.queue_triggers is not None:
+            self.queue_triggers.stop()
+        if self._server is not None:
+            self._server.stop()
+        if self._engine is not None:
+            self._engine.stop()

@@ -1,0 +1,179 @@
+"""Threaded HTTP server: HTTP triggers under the route prefix, the durable management API under
+`/runtime/webhooks/durabletask/` (public URLs) and `/durabletask/` (the client's rpcBaseUrl)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Mapping
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, urlsplit
+
+import azure.functions as func
+
+from devhost.management import ApiResponse, ManagementApi
+
+if TYPE_CHECKING:
+    from devhost.host import FunctionHost
+
+log = logging.getLogger("devhost")
+
+_WEBHOOK_PREFIX = "/runtime/webhooks/durabletask/"
+_RPC_PREFIX = "/durabletask/"
+
+
+class DevHostHttpServer(ThreadingHTTPServer):
+    daemon_threads = True
+    # Durable clients and test suites open many short connections at once.
+    request_queue_size = 128
+
+    def __init__(self, host: FunctionHost, management: ManagementApi, address: tuple[str, int]) -> None:
+        self.function_host = host
+        self.management = management
+        super().__init__(address, _Handler)
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        return int(self.server_address[1])
+
+    def start_background(self) -> None:
+        self._thread = threading.Thread(target=self.serve_forever, name="devhost-http", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self.shutdown()
+        self.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: DevHostHttpServer
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:
+        self._dispatch()
+
+    def do_POST(self) -> None:
+        self._dispatch()
+
+    def do_PUT(self) -> None:
+        self._dispatch()
+
+    def do_PATCH(self) -> None:
+        self._dispatch()
+
+    def do_DELETE(self) -> None:
+        self._dispatch()
+
+    def do_HEAD(self) -> None:
+        self._dispatch()
+
+    def do_OPTIONS(self) -> None:
+        self._dispatch()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        # Invocations are logged by the host; an access log would repeat them (with query strings).
+        return
+
+    def _dispatch(self) -> None:
+        host = self.server.function_host
+        split = urlsplit(self.path)
+        query = parse_qs(split.query, keep_blank_values=True)
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length > 0 else b""
+        headers = dict(self.headers.items())
+        request_url = f"http://{self.headers.get('Host') or f'127.0.0.1:{self.server.port}'}{self.path}"
+        path = split.path
+        try:
+            for prefix in (_WEBHOOK_PREFIX, _RPC_PREFIX):
+                if path.lower().startswith(prefix):
+                    # The public webhook needs the system key under --enforce-keys; the RPC path never does.
+                    if prefix == _WEBHOOK_PREFIX and not host.key_accepted(
+                        "ADMIN", _presented_key(headers, query)
+                    ):
+                        self._send(ApiResponse(401))
+                        return
+                    self._send(
+                        self.server.management.handle(
+                            self.command, path[len(prefix) :], query, headers, body, request_url
+                        )
+                    )
+                    return
+            self._send(self._http_trigger(path, query, headers, body, request_url))
+        except Exception:
+            log.exception("request %s %s failed in the dev host", self.command, path)
+            self._send(ApiResponse(500))
+
+    def _http_trigger(
+        self, path: str, query: dict[str, list[str]], headers: dict[str, str], body: bytes, request_url: str
+    ) -> ApiResponse:
+        host = self.server.function_host
+        prefix = f"/{host.route_prefix}" if host.route_prefix else ""
+        if prefix and not (path.lower() == prefix.lower() or path.lower().startswith(prefix.lower() + "/")):
+            return ApiResponse(404)
+        matched = host.match_http(self.command, path[len(prefix) :])
+        if matched is None:
+            return ApiResponse(404)
+        if matched == "method":
+            return ApiResponse(405)
+        assert not isinstance(matched, str)
+        fn, route_params = matched
+        if not host.key_accepted(fn.auth_level, _presented_key(headers, query)):
+            return ApiResponse(401)
+        request = func.HttpRequest(
+            method=self.command,
+            url=request_url,
+            headers=headers,
+            # ASP.NET's query collection joins repeated keys with ','.
+            params={k: ",".join(v) for k, v in query.items()},
+            route_params=route_params,
+            body=body,
+        )
+        try:
+            result = host.invoke(fn.info, request, detail=f"{self.command} {path}")
+        except Exception:
+            return ApiResponse(500)
+        return _to_response(result)
+
+    def _send(self, response: ApiResponse) -> None:
+        self.send_response(
+            response.status,
+            HTTPStatus(response.status).phrase if response.status in HTTPStatus._value2member_map_ else "",
+        )
+        for name, value in response.headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(response.body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(response.body)
+
+
+def _presented_key(headers: Mapping[str, str], query: Mapping[str, list[str]]) -> str | None:
+    for name, value in headers.items():
+        if name.lower() == "x-functions-key":
+            return value
+    codes = query.get("code")
+    return codes[0] if codes else None
+
+
+def _to_response(result: Any) -> ApiResponse:
+    """The worker's HttpResponseConverter: HttpResponse as is, str as a text body, nothing as 204."""
+    if isinstance(result, func.HttpResponse):
+        headers = dict(result.headers.items())
+        if not any(k.lower() == "content-type" for k in headers):
+            mimetype = result.mimetype or "text/plain"
+            headers["Content-Type"] = (
+                f"{mimetype}; charset={result.charset}" if mimetype.startswith("text/") else mimetype
+            )
+        return ApiResponse(result.status_code, result.get_body() or b"", headers)
+    if isinstance(result, str):
+        return ApiResponse(200, result.encode("utf-8"), {"Content-Type": "text/plain; charset=utf-8"})
+    if isinstance(result, bytes):
+        return ApiResponse(200, result, {"Content-Type": "application/octet-stream"})
+    if result is None:
+        return ApiResponse(204)
+    raise TypeError(f"an HTTP function returned {type(result).__name__}; expected func.HttpResponse or str")

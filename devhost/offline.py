@@ -1,0 +1,144 @@
+"""`python -m devhost.offline` (what `make run` calls): the whole app offline on one machine.
+
+Starts Azurite (in memory, from node_modules), the Graph simulator (Graph + managed identity endpoint) and the
+function app in the dev host on port 7071, wired together; prints a `curl` to try; Ctrl+C stops everything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+
+from devhost.__main__ import configure_logging, make_clock
+from devhost.host import DevHostRuntime
+from devhost.indexing import IndexingError
+from devhost.local_settings import SettingsError, apply_local_settings, read_host_json, read_local_settings
+from devhost.testing import Azurite, port_open
+from graph_simulator import SEED_USERS, GraphSimulator
+
+AZURITE_DEFAULT_PORTS = {"blob": 10000, "queue": 10001, "table": 10002}
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m devhost.offline",
+        description="Run the app offline: Azurite + Graph simulator + the function app in the dev host.",
+    )
+    parser.add_argument("--port", type=int, default=7071, help="app HTTP port (default 7071)")
+    parser.add_argument(
+        "--clock-speed",
+        type=float,
+        default=None,
+        metavar="N",
+        help="durable timers fire N times sooner (default: real time, so status checks are 30 s apart)",
+    )
+    parser.add_argument(
+        "--state", default=".devhost/state.db", help="SQLite state file (default .devhost/state.db)"
+    )
+    parser.add_argument(
+        "--graph-port", type=int, default=0, help="Graph simulator port (default: a free port)"
+    )
+    parser.add_argument("--app", default="function_app:app", help="module:attribute of the FunctionApp")
+    parser.add_argument("--host-json", default="host.json")
+    return parser.parse_args(argv)
+
+
+def app_settings_file() -> Path:
+    """local.settings.json when the developer has one, else the committed sample."""
+    local = Path("local.settings.json")
+    return local if local.exists() else Path("local.settings.sample.json")
+
+
+def curl_example(base_url: str, owner_upn: str) -> str:
+    body = json.dumps(
+        {
+            "displayName": "Offline demo community",
+            "description": "Created against the Graph simulator",
+            "privacy": "private",
+            "owners": [owner_upn],
+        }
+    )
+    return (
+        f"curl -i -X POST {base_url}/api/communities -H 'Content-Type: application/json' "
+        f"-H 'Idempotency-Key: demo-1' -d {shlex.quote(body)}"
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    configure_logging()
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    busy = [port for port in AZURITE_DEFAULT_PORTS.values() if port_open(port)]
+    azurite = Azurite(
+        services=tuple(AZURITE_DEFAULT_PORTS),
+        # Another Azurite (or anything) on the default ports: run ours on free ports instead of failing.
+        ports=None if busy else AZURITE_DEFAULT_PORTS,
+    )
+    clock = make_clock(args.clock_speed)
+    simulator = GraphSimulator(port=args.graph_port, clock=clock.time)
+    runtime: DevHostRuntime | None = None
+    try:
+        azurite.start()
+        simulator.start()
+        apply_local_settings(read_local_settings(app_settings_file()), os.environ)
+        # These point at the processes just started, so they override any configured value.
+        os.environ.update(simulator.app_env())
+        os.environ["AzureWebJobsStorage"] = azurite.connection_string  # noqa: SIM112 (the host's name)
+        os.environ["CALLBACK_ALLOW_LOOPBACK"] = "true"
+        runtime = DevHostRuntime(
+            args.app,
+            clock=clock,
+            state_path=args.state,
+            host_json=read_host_json(args.host_json),
+            port=args.port,
+        )
+        runtime.start()
+    except (IndexingError, SettingsError, OSError, RuntimeError, TimeoutError) as exc:
+        print(f"\nError: the offline environment could not be started.\n  {exc}\n", file=sys.stderr)
+        _stop(runtime, simulator, azurite)
+        return 1
+
+    stopping = threading.Event()
+
+    def request_stop(signum: int, frame: FrameType | None) -> None:
+        stopping.set()
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    clock_text = (
+        "real time" if args.clock_speed in (None, 1) else f"{args.clock_speed:g}x (durable timers only)"
+    )
+    print(runtime.function_host.startup_table())
+    print(f"Azurite (in memory):  {', '.join(f'{s} {p}' for s, p in azurite.ports.items())}")
+    print(f"Graph simulator:      {simulator.graph_base_url}   (admin API: {simulator.url}/_simulator/)")
+    print(f"Durable state:        {runtime.state_path}   Clock: {clock_text}")
+    example = curl_example(runtime.base_url, SEED_USERS[0]["userPrincipalName"])
+    print(f"\nTry it (the owner is a seeded simulator user):\n\n  {example}\n")
+    print("then GET the Location URL from the answer to follow the request.")
+    print(f"\nHost started on {runtime.base_url} (Ctrl+C to stop)\n", flush=True)
+    stopping.wait()
+    print("Stopping...", flush=True)
+    _stop(runtime, simulator, azurite)
+    return 0
+
+
+def _stop(runtime: DevHostRuntime | None, simulator: GraphSimulator, azurite: Azurite) -> None:
+    try:
+        if runtime is not None:
+            runtime.stop()
+        simulator.stop()
+    finally:
+        azurite.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

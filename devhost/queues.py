@@ -1,0 +1,317 @@
+"""Azure Storage queues the way the Functions host's queue extension uses them (against Azurite).
+
+Trigger: poll each queue a `queueTrigger` names (exponential back-off up to `maxPollingInterval`), decode per
+`extensions.queues.messageEncoding` (base64 by default), pass a `func.QueueMessage`, delete the message after
+success; after a failure release it for `visibilityTimeout` (default 0: visible again at once) or, once its
+dequeue count has reached `maxDequeueCount` (default 5), copy it to `<queue>-poison` and delete it.
+Output: `func.Out` queue bindings write encoded messages, creating the queue when missing.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import json
+import logging
+import os
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import azure.functions as func
+from azure.functions.queue import QueueMessage as WorkerQueueMessage
+from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+from azure.storage.queue import QueueClient, QueueMessage, QueueServiceClient
+
+from devhost.indexing import FunctionInfo
+from devhost.local_settings import (
+    SettingsError,
+    get_setting_ci,
+    host_extension_section,
+    parse_timespan,
+    resolve_setting_expressions,
+)
+
+if TYPE_CHECKING:
+    from devhost.host import FunctionHost
+
+log = logging.getLogger("devhost")
+
+# Azurite's well-known development account (public, documented; not a secret).
+DEVELOPMENT_STORAGE = (
+    "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
+    "AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;"
+    "BlobEndpoint=http://127.0.0.1:10000/devstoreaccount1;QueueEndpoint=http://127.0.0.1:10001/devstoreaccount1;"
+    "TableEndpoint=http://127.0.0.1:10002/devstoreaccount1;"
+)
+# The host holds a message invisible while the function runs (the queue extension's default, 10 minutes).
+_PROCESSING_VISIBILITY_SECONDS = 600
+
+
+@dataclass(frozen=True)
+class QueueOptions:
+    """`extensions.queues` of host.json with the host's defaults (polling capped at 2 s locally)."""
+
+    message_encoding: str = "base64"
+    max_dequeue_count: int = 5
+    visibility_timeout_seconds: float = 0.0
+    max_polling_interval_seconds: float = 2.0
+    batch_size: int = 16
+
+    @classmethod
+    def from_host_json(cls, host_json: Mapping[str, Any]) -> QueueOptions:
+        section = host_extension_section(host_json, "queues")
+        encoding = str(get_setting_ci(section, "messageEncoding", "base64")).lower()
+        if encoding not in ("base64", "none"):
+            raise SettingsError(
+                f"host.json extensions.queues.messageEncoding: '{encoding}' is not base64 or none"
+            )
+        return cls(
+            message_encoding=encoding,
+            max_dequeue_count=int(get_setting_ci(section, "maxDequeueCount", 5)),
+            visibility_timeout_seconds=parse_timespan(
+                get_setting_ci(section, "visibilityTimeout", "00:00:00"),
+                field="extensions.queues.visibilityTimeout",
+            ),
+            max_polling_interval_seconds=parse_timespan(
+                get_setting_ci(section, "maxPollingInterval", "00:00:02"),
+                field="extensions.queues.maxPollingInterval",
+            ),
+            batch_size=min(int(get_setting_ci(section, "batchSize", 16)), 32),
+        )
+
+    def encode(self, text: str) -> str:
+        return (
+            base64.b64encode(text.encode("utf-8")).decode("ascii")
+            if self.message_encoding == "base64"
+            else text
+        )
+
+    def decode(self, content: str) -> bytes:
+        if self.message_encoding == "none":
+            return content.encode("utf-8")
+        return base64.b64decode(content, validate=True)
+
+
+def storage_connection_string(connection: str | None, environ: Mapping[str, str] | None = None) -> str | None:
+    """The connection string a binding's `connection` setting names (default AzureWebJobsStorage), with
+    `UseDevelopmentStorage=true` expanded to Azurite's default endpoints; None when the setting is not set."""
+    settings = os.environ if environ is None else environ
+    value = settings.get(connection or "AzureWebJobsStorage") or settings.get(f"AzureWebJobs{connection}")
+    if not value:
+        return None
+    if value.strip().lower().rstrip(";") == "usedevelopmentstorage=true":
+        return DEVELOPMENT_STORAGE
+    return value
+
+
+def _queue_client(connection_string: str, queue_name: str) -> QueueClient:
+    return QueueServiceClient.from_connection_string(connection_string).get_queue_client(queue_name)
+
+
+def _ensure_queue(client: QueueClient) -> None:
+    with contextlib.suppress(ResourceExistsError):
+        client.create_queue()
+
+
+def _message_text(value: Any) -> str:
+    """What the worker sends for a queue output value: str as is, bytes as UTF-8, anything else as JSON."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8")
+    if isinstance(value, str):
+        return value
+    if isinstance(value, func.QueueMessage):
+        return value.get_body().decode("utf-8")
+    return json.dumps(value)
+
+
+class QueueOutputSink:
+    """OutputSink for `queue` output bindings (other binding types are refused clearly)."""
+
+    def __init__(self, options: QueueOptions) -> None:
+        self._options = options
+        self._clients: dict[tuple[str, str], QueueClient] = {}
+        self._lock = threading.Lock()
+
+    def write(self, binding: dict[str, Any], value: Any) -> None:
+        if binding.get("type") != "queue":
+            raise RuntimeError(f"the dev host does not support '{binding.get('type')}' output bindings")
+        queue_name = resolve_setting_expressions(str(binding["queueName"])).lower()
+        connection_string = storage_connection_string(binding.get("connection"))
+        if connection_string is None:
+            raise RuntimeError(
+                f"queue output '{binding['name']}': storage setting "
+                f"'{binding.get('connection') or 'AzureWebJobsStorage'}' is not set"
+            )
+        # A list on an Out binding is several messages, as the worker sends a collection.
+        messages = value if isinstance(value, list) else [value]
+        client = self._client(connection_string, queue_name)
+        for message in messages:
+            client.send_message(self._options.encode(_message_text(message)))
+
+    def _client(self, connection_string: str, queue_name: str) -> QueueClient:
+        with self._lock:
+            key = (connection_string, queue_name)
+            if key not in self._clients:
+                client = _queue_client(connection_string, queue_name)
+                _ensure_queue(client)
+                self._clients[key] = client
+            return self._clients[key]
+
+
+class QueueTriggerListener:
+    """Polls one trigger function's queue on its own thread until stopped."""
+
+    def __init__(self, host: FunctionHost, fn: FunctionInfo, options: QueueOptions) -> None:
+        self.fn = fn
+        self._host = host
+        self._options = options
+        self.queue_name = resolve_setting_expressions(str(fn.trigger["queueName"])).lower()
+        connection_string = storage_connection_string(fn.trigger.get("connection"))
+        if connection_string is None:
+            raise SettingsError(
+                f"function '{fn.name}': queue trigger connection "
+                f"'{fn.trigger.get('connection') or 'AzureWebJobsStorage'}' is not set"
+            )
+        self.client = _queue_client(connection_string, self.queue_name)
+        self.poison_client = _queue_client(connection_string, f"{self.queue_name}-poison")
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"devhost-queue-{fn.name}", daemon=True)
+        self._busy = threading.Event()
+
+    @property
+    def busy(self) -> bool:
+        return self._busy.is_set()
+
+    def start(self) -> None:
+        _ensure_queue(self.client)
+        self._thread.start()
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        delay = 0.1
+        while not self._stop.is_set():
+            try:
+                handled = self.poll_once()
+            except Exception:
+                log.exception("polling queue '%s' failed", self.queue_name)
+                handled = 0
+            delay = 0.1 if handled else min(delay * 2, self._options.max_polling_interval_seconds)
+            self._stop.wait(delay)
+
+    def poll_once(self) -> int:
+        """Receive one batch and process it; returns the number of messages received."""
+        self._busy.set()
+        try:
+            messages = list(
+                self.client.receive_messages(
+                    max_messages=self._options.batch_size, visibility_timeout=_PROCESSING_VISIBILITY_SECONDS
+                )
+            )
+            for message in messages:
+                if self._stop.is_set():
+                    break
+                self._process(message)
+            return len(messages)
+        finally:
+            self._busy.clear()
+
+    def _process(self, message: QueueMessage) -> None:
+        max_dequeue = self._options.max_dequeue_count
+        dequeue_count = message.dequeue_count or 1
+        if dequeue_count > max_dequeue:
+            # Delivered more often than allowed (the host crashed mid-run): poison it without running it.
+            self._to_poison(message, f"dequeue count {dequeue_count} > maxDequeueCount {max_dequeue}")
+            return
+        try:
+            body = self._options.decode(message.content)
+        except (binascii.Error, ValueError):
+            self._to_poison(
+                message, "message is not valid base64 (extensions.queues.messageEncoding is base64)"
+            )
+            return
+        queue_message = WorkerQueueMessage(
+            id=message.id,
+            body=body,
+            dequeue_count=dequeue_count,
+            expiration_time=message.expires_on,
+            insertion_time=message.inserted_on,
+            time_next_visible=message.next_visible_on,
+            pop_receipt=message.pop_receipt,
+        )
+        try:
+            self._host.invoke(
+                self.fn, queue_message, detail=f"queue={self.queue_name} dequeueCount={dequeue_count}"
+            )
+        except Exception:
+            if dequeue_count >= max_dequeue:
+                self._to_poison(message, f"failed {dequeue_count} times (maxDequeueCount {max_dequeue})")
+            else:
+                self._release(message)
+            return
+        self._delete(message)
+
+    def _release(self, message: QueueMessage) -> None:
+        try:
+            self.client.update_message(
+                message, visibility_timeout=int(self._options.visibility_timeout_seconds)
+            )
+        except ResourceNotFoundError:
+            log.warning(
+                "message %s on '%s' vanished before it could be released", message.id, self.queue_name
+            )
+
+    def _delete(self, message: QueueMessage) -> None:
+        try:
+            self.client.delete_message(message)
+        except ResourceNotFoundError:
+            log.warning("message %s on '%s' vanished before it could be deleted", message.id, self.queue_name)
+
+    def _to_poison(self, message: QueueMessage, reason: str) -> None:
+        _ensure_queue(self.poison_client)
+        self.poison_client.send_message(message.content)
+        self._delete(message)
+        log.warning(
+            "Message %s has reached MaxDequeueCount or could not be processed (%s). Moving it to queue '%s'.",
+            message.id,
+            reason,
+            f"{self.queue_name}-poison",
+        )
+
+
+class QueueTriggers:
+    """All queue-trigger listeners of a host."""
+
+    def __init__(self, host: FunctionHost, options: QueueOptions) -> None:
+        self.listeners = [
+            QueueTriggerListener(host, fn, options) for fn in host.index.of_type("queueTrigger")
+        ]
+
+    def start(self) -> None:
+        for listener in self.listeners:
+            listener.start()
+
+    def stop(self) -> None:
+        for listener in self.listeners:
+            listener.request_stop()
+        for listener in self.listeners:
+            listener.stop()
+
+    def idle(self) -> bool:
+        """No listener is processing and every trigger queue is empty (invisible messages count as work)."""
+        for listener in self.listeners:
+            if listener.busy:
+                return False
+            properties = listener.client.get_queue_properties()
+            if properties.approximate_message_count:
+                return False
+        return not any(listener.busy for listener in self.listeners)
