@@ -439,5 +439,7 @@ def describe_catalog() -> str:
     for spec in CATALOG.values():
         lines.append(f"  {spec.name}: {spec.help}")
         for option in spec.options:
-            lines.append(f"      {option.name}: {option.help}")
+            default = option.default
+            shown = "" if default is None or "default" in option.help else f" (default {default})"
+            lines.append(f"      {option.name}: {option.help}{shown}")
     return "\n".join(lines)
