@@ -323,9 +323,9 @@ class _Provisioning:
                 text = workflow.describe_graph_error(error)
                 state.members_failed.extend({"id": reference_of[user_id], "error": text} for user_id in batch)
             else:
-                state.members_added.extend(
-                    reference_of[user_id] for user_id in [*result["added"], *result["alreadyMembers"]]
-                )
+                # Already a member counts as added; keep the request's order.
+                added = {*result["added"], *result["alreadyMembers"]}
+                state.members_added.extend(reference_of[user_id] for user_id in batch if user_id in added)
                 state.members_failed.extend(
                     {"id": reference_of[item["id"]], "error": workflow.member_error_text(item["error"])}
                     for item in result["failed"]

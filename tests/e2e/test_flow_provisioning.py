@@ -1,0 +1,303 @@
+"""End to end, like Power Automate: POST /api/communities, then follow Location honouring Retry-After until a
+non-202 answer. The app runs in the dev host against the Graph simulator, both on one virtual clock; the
+simulator's request log proves how Graph was called (counts, at least the poll interval between checks)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from devhost.testing import DevHost
+from tests.e2e.workflow_env import (
+    MEMBER,
+    OTHER_MEMBER,
+    OWNER,
+    POLL_INTERVAL,
+    WorkflowEnv,
+    gaps,
+    request_body,
+    workflow_env,
+)
+
+
+@pytest.fixture
+def env(
+    devhost_factory: Callable[..., DevHost], monkeypatch: pytest.MonkeyPatch, azurite: Any
+) -> Iterator[WorkflowEnv]:
+    with workflow_env(devhost_factory, monkeypatch, azurite.connection_string) as started:
+        yield started
+
+
+def assert_checks_spaced(env: WorkflowEnv, minimum: float = POLL_INTERVAL) -> None:
+    checks = env.status_check_times()
+    assert checks, "no status check was made"
+    assert all(gap >= minimum for gap in gaps(checks)), gaps(checks)
+
+
+def test_success_creates_confirms_and_adds_members(env: WorkflowEnv) -> None:
+    final, bodies = env.provision(request_body(members=[MEMBER["userPrincipalName"], OTHER_MEMBER["id"]]))
+
+    assert final.status_code == 200, final.text
+    document = final.json()
+    assert document["status"] == "Succeeded"
+    assert document["phase"] == "done"
+    [community] = env.sim.communities()
+    assert document["community"]["id"] == community["id"]
+    assert document["community"]["groupId"] == community["groupId"]
+    assert document["community"]["displayName"] == "Contoso Engineering"
+    assert {MEMBER["id"], OTHER_MEMBER["id"]} <= set(env.sim.group_members(community["groupId"]))
+    assert document["members"] == {"added": [MEMBER["userPrincipalName"], OTHER_MEMBER["id"]], "failed": []}
+    assert document["callback"] == "none"
+    # Progress was visible while running.
+    assert any(body and body.get("phase") == "waiting-for-graph" for body in bodies)
+
+    # Graph calls: one create, one check per simulated poll (3), one confirming read, at least 30 s apart.
+    assert len(env.graph_calls("create")) == 1
+    assert len(env.graph_calls("operation")) == 3
+    assert len(env.graph_calls("community", "GET")) == 1
+    assert len(env.graph_calls("users")) == 2  # the two UPNs; the GUID member needs no look-up
+    assert_checks_spaced(env)
+    create_time = env.graph_calls("create")[0]["time"]
+    assert env.status_check_times()[0] - create_time >= POLL_INTERVAL
+
+
+@pytest.mark.parametrize(
+    ("scenario", "options", "status_text"),
+    [
+        ("operation-failed", {"status_detail": "Quota exceeded"}, "Quota exceeded"),
+        ("operation-skipped", {}, "skipped"),
+        ("operation-failed", {"status": "invalid"}, "invalid"),
+    ],
+)
+def test_operation_failure_is_a_4xx_operation_failed(
+    env: WorkflowEnv, scenario: str, options: dict[str, Any], status_text: str
+) -> None:
+    env.sim.set_scenario(scenario, **options)
+    final, _ = env.provision(request_body())
+
+    assert final.status_code == 422
+    error = final.json()["error"]
+    assert error["code"] == "OperationFailed"
+    assert status_text in error["message"]
+    assert env.graph_calls("community", "GET") == []
+
+
+def test_unknown_status_stays_in_progress_and_is_shown(env: WorkflowEnv) -> None:
+    env.sim.set_scenario("operation-unknown-status", status="unknownFutureValue", polls=4)
+    final, bodies = env.provision(request_body())
+
+    assert final.status_code == 200
+    shown = {
+        body["operation"]["status"] for body in bodies if body and body.get("operation", {}).get("status")
+    }
+    assert "unknownFutureValue" in shown
+    assert final.json()["operation"]["status"] == "succeeded"
+    assert len(env.graph_calls("operation")) == 4
+    assert_checks_spaced(env)
+
+
+def test_operation_that_never_ends_times_out(
+    devhost_factory: Callable[..., DevHost], monkeypatch: pytest.MonkeyPatch, azurite: Any
+) -> None:
+    with workflow_env(
+        devhost_factory,
+        monkeypatch,
+        azurite.connection_string,
+        settings={"PROVISIONING_TIMEOUT_MINUTES": "6"},
+    ) as env:
+        env.sim.set_scenario("operation-never-ends")
+        final, _ = env.provision(request_body())
+
+        assert final.status_code == 422
+        document = final.json()
+        assert document["error"]["code"] == "Timeout"
+        assert "running" in document["error"]["message"]
+        # 6 minutes at 30 s: 12 checks, crossing a continue-as-new, never closer than the interval.
+        assert len(env.graph_calls("operation")) == 12
+        assert document["operation"]["checks"] == 12
+        assert_checks_spaced(env)
+
+
+def test_succeeded_without_community_is_community_not_found(env: WorkflowEnv) -> None:
+    env.sim.set_scenario("operation-succeeded-without-community")
+    final, _ = env.provision(request_body())
+
+    assert final.status_code == 422
+    assert final.json()["error"]["code"] == "CommunityNotFound"
+    reads = env.graph_calls("community", "GET")
+    assert len(reads) == 4  # first read + 3 re-checks
+    assert all(gap >= POLL_INTERVAL for gap in gaps([entry["time"] for entry in reads]))
+
+
+@pytest.mark.parametrize("status", [500, 503, 504])
+def test_server_errors_on_status_checks_are_retried(env: WorkflowEnv, status: int) -> None:
+    env.sim.set_scenario("server-error", status=status, route="operation", times=2)
+    final, _ = env.provision(request_body())
+
+    assert final.status_code == 200, final.text
+    checks = env.graph_calls("operation")
+    assert [entry["status"] for entry in checks][:2] == [status, status]
+    assert len(checks) == 2 + 3
+    assert_checks_spaced(env)  # Durable retries of a check wait a full interval too
+    assert len(env.sim.communities()) == 1
+
+
+@pytest.mark.parametrize("status", [500, 503, 504])
+def test_server_errors_on_create_are_retried_without_duplicates(env: WorkflowEnv, status: int) -> None:
+    # 500/503 are transient (Durable retry after 5 s); a 504 on a create is ambiguous (look up, create again).
+    env.sim.set_scenario("server-error", status=status, route="create", times=1)
+    final, _ = env.provision(request_body())
+
+    assert final.status_code == 200, final.text
+    creates = env.graph_calls("create")
+    assert [entry["status"] for entry in creates] == [status, 202]
+    assert len(env.sim.communities()) == 1
+
+
+def test_malformed_json_is_retried(env: WorkflowEnv) -> None:
+    env.sim.set_scenario("malformed-json", route="operation", times=1)
+    final, _ = env.provision(request_body())
+
+    assert final.status_code == 200, final.text
+    # The truncated answer still counted as a poll on the simulator; its Durable retry came an interval later.
+    checks = env.graph_calls("operation")
+    assert len(checks) == 3
+    assert final.json()["operation"]["checks"] == 2
+    assert_checks_spaced(env)
+
+
+def test_create_without_polling_header_adopts_the_created_community(env: WorkflowEnv) -> None:
+    env.sim.set_scenario("no-polling-header", times=1)
+    final, _ = env.provision(request_body())
+
+    assert final.status_code == 200, final.text
+    [community] = env.sim.communities()
+    assert final.json()["community"]["id"] == community["id"]
+    assert len(env.graph_calls("create")) == 1
+
+
+def test_throttled_create_waits_fractional_retry_after(env: WorkflowEnv) -> None:
+    env.sim.set_scenario("throttle", retry_after=2.128, form="fractional", route="create", times=2)
+    final, _ = env.provision(request_body())
+
+    assert final.status_code == 200, final.text
+    creates = env.graph_calls("create")
+    assert [entry["status"] for entry in creates] == [429, 429, 202]
+    assert all(gap >= 2.128 - 1e-6 for gap in gaps([entry["time"] for entry in creates]))
+    assert len(env.sim.communities()) == 1
+
+
+def test_throttled_status_check_waits_the_longer_retry_after(env: WorkflowEnv) -> None:
+    env.sim.set_scenario("throttle", retry_after=75, route="operation", times=1)
+    final, _ = env.provision(request_body())
+
+    assert final.status_code == 200, final.text
+    checks = env.status_check_times()
+    assert gaps(checks)[0] >= 75
+    assert_checks_spaced(env)
+
+
+def test_viva_engage_rate_limit_is_waited_out(env: WorkflowEnv) -> None:
+    env.sim.set_scenario("rate-limit", limit=1, window=30)
+    final, _ = env.provision(request_body())
+
+    assert final.status_code == 200, final.text
+    assert any(entry["status"] == 429 for entry in env.graph_calls())
+    assert len(env.sim.communities()) == 1
+    assert_checks_spaced(env)
+
+
+@pytest.mark.parametrize(("commit", "creates"), [(True, 1), (False, 2)])
+def test_lost_create_answer_never_duplicates(env: WorkflowEnv, commit: bool, creates: int) -> None:
+    env.sim.set_scenario("connection-reset", route="create", commit=commit, times=1)
+    final, _ = env.provision(request_body())
+
+    assert final.status_code == 200, final.text
+    assert len(env.graph_calls("create")) == creates
+    [community] = env.sim.communities()
+    assert final.json()["community"]["id"] == community["id"]
+    lookups = env.graph_calls("list")
+    assert len(lookups) == 2  # the duplicate-name check and the look-up after the lost answer
+    assert lookups[1]["time"] - env.graph_calls("create")[0]["time"] >= POLL_INTERVAL
+
+
+def test_duplicate_name_fail_policy(env: WorkflowEnv) -> None:
+    existing = env.sim.add_community("Contoso Engineering", owner_ids=[OWNER["id"]])
+    final, _ = env.provision(request_body(onDuplicateName="fail"))
+
+    assert final.status_code == 422
+    error = final.json()["error"]
+    assert error["code"] == "DuplicateName"
+    assert existing["id"] in error["message"]
+    assert env.graph_calls("create") == []
+
+
+def test_duplicate_name_adopt_policy(env: WorkflowEnv) -> None:
+    existing = env.sim.add_community("Contoso Engineering", owner_ids=[OWNER["id"]])
+    final, _ = env.provision(request_body(onDuplicateName="adopt", members=[MEMBER["userPrincipalName"]]))
+
+    assert final.status_code == 200, final.text
+    assert final.json()["community"]["id"] == existing["id"]
+    assert env.graph_calls("create") == []
+    assert MEMBER["id"] in env.sim.group_members(existing["groupId"])
+    assert len(env.sim.communities()) == 1
+
+
+def test_duplicate_name_create_policy(env: WorkflowEnv) -> None:
+    existing = env.sim.add_community("Contoso Engineering", owner_ids=[OWNER["id"]])
+    final, _ = env.provision(request_body(onDuplicateName="create"))
+
+    assert final.status_code == 200, final.text
+    assert final.json()["community"]["id"] != existing["id"]
+    assert len(env.sim.communities()) == 2
+
+
+def test_members_already_member_and_unknown(env: WorkflowEnv) -> None:
+    existing = env.sim.add_community("Contoso Engineering", owner_ids=[OWNER["id"]])
+    first, _ = env.provision(request_body(onDuplicateName="adopt", members=[MEMBER["id"]]))
+    assert first.status_code == 200
+
+    final, _ = env.provision(
+        request_body(
+            onDuplicateName="adopt",
+            members=[
+                MEMBER["userPrincipalName"],
+                OTHER_MEMBER["userPrincipalName"],
+                "ghost@contoso.onmicrosoft.com",
+            ],
+        )
+    )
+
+    assert final.status_code == 200, final.text
+    members = final.json()["members"]
+    assert members["added"] == [MEMBER["userPrincipalName"], OTHER_MEMBER["userPrincipalName"]]
+    assert members["failed"] == [{"id": "ghost@contoso.onmicrosoft.com", "error": "user not found"}]
+    # Owners are group members too.
+    assert sorted(env.sim.group_members(existing["groupId"])) == sorted(
+        [OWNER["id"], MEMBER["id"], OTHER_MEMBER["id"]]
+    )
+
+
+def test_unknown_owner_fails_before_creating(env: WorkflowEnv) -> None:
+    final, _ = env.provision(request_body(owners=["ghost@contoso.onmicrosoft.com"]))
+
+    assert final.status_code == 422
+    error = final.json()["error"]
+    assert error["code"] == "UserNotFound"
+    assert "ghost@contoso.onmicrosoft.com" in error["message"]
+    assert error["graphRequestId"] == env.graph_calls("users")[-1]["requestId"]
+    assert env.graph_calls("create") == []
+
+
+def test_permanent_graph_error_is_graph_rejected_with_request_id(env: WorkflowEnv) -> None:
+    env.sim.set_scenario("http-error", status=403, code="accessDenied", route="create")
+    final, _ = env.provision(request_body())
+
+    assert final.status_code == 422
+    error = final.json()["error"]
+    assert error["code"] == "GraphRejected"
+    assert "accessDenied" in error["message"]
+    assert error["graphRequestId"] == env.graph_calls("create")[0]["requestId"]
+    assert len(env.graph_calls("create")) == 1  # permanent: not retried

@@ -1,0 +1,147 @@
+"""The real ``provision_community`` orchestrator replayed by the dev host's Durable engine on a manual clock,
+with its real activities calling the Graph simulator (which shares the clock). No real waiting: a 30-minute
+Graph operation takes a few real seconds."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from typing import Any
+
+import pytest
+
+from devhost.testing import DevHost
+from tests.e2e.workflow_env import POLL_INTERVAL, WorkflowEnv, gaps, provisioning_input, workflow_env
+
+TIMER_CREATED = 10
+
+
+@pytest.fixture
+def env(
+    devhost_factory: Callable[..., DevHost], monkeypatch: pytest.MonkeyPatch, azurite: Any
+) -> Iterator[WorkflowEnv]:
+    with workflow_env(
+        devhost_factory, monkeypatch, azurite.connection_string, polls_to_complete=60
+    ) as started:
+        yield started
+
+
+def parse_time(text: str) -> datetime:
+    # .NET writes 7 fractional digits; datetime keeps 6.
+    return datetime.fromisoformat(re.sub(r"(\.\d{6})\d+", r"\1", text).replace("Z", "+00:00"))
+
+
+def timer_fire_times(history: list[dict[str, Any]]) -> list[datetime]:
+    return [parse_time(str(event["FireAt"])) for event in history if event["EventType"] == TIMER_CREATED]
+
+
+def execution_input(history: list[dict[str, Any]]) -> dict[str, Any]:
+    started = next(event for event in history if event["EventType"] == 0)
+    value = json.loads(started["Input"])
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def test_thirty_minute_operation_completes_fast_with_bounded_history(env: WorkflowEnv) -> None:
+    began = time.monotonic()
+    instance_id = env.host.start_new("provision_community", provisioning_input("req-long"))
+    status = env.host.run_until_status(instance_id)
+    elapsed = time.monotonic() - began
+
+    assert status["runtimeStatus"] == "Completed"
+    document = status["output"]
+    assert document["status"] == "Succeeded"
+    assert document["phase"] == "done"
+    assert document["createdAt"] == "2026-01-01T00:00:00Z"  # unchanged across continue-as-new
+    assert document["operation"]["checks"] == 60
+    assert document["operation"]["status"] == "succeeded"
+    assert document["community"]["id"] == env.sim.communities()[0]["id"]
+    assert elapsed < 60, f"60 virtual status checks took {elapsed:.1f} real seconds"
+
+    # 60 checks at least one interval apart: 30 virtual minutes.
+    checks = env.status_check_times()
+    assert len(checks) == 60
+    assert min(gaps(checks)) >= POLL_INTERVAL
+    assert checks[-1] - checks[0] >= 59 * POLL_INTERVAL
+
+    # Continue-as-new every 10 checks: the last execution holds only its own few checks.
+    history = env.host.history(instance_id)
+    carried = execution_input(history)["workflowState"]
+    assert carried["executions"] == 6  # continued as new after checks 10, 20, 30, 40 and 50
+    assert carried["checks"] == 50
+    fire_times = timer_fire_times(history)
+    assert 0 < len(fire_times) <= 10
+    assert min(gaps([moment.timestamp() for moment in fire_times])) >= POLL_INTERVAL
+    assert len(history) < 120
+
+
+def test_custom_status_shows_progress_and_survives_continue_as_new(env: WorkflowEnv) -> None:
+    instance_id = env.host.start_new("provision_community", provisioning_input("req-progress"))
+    env.host.advance(POLL_INTERVAL * 15 + 5)  # past the first continue-as-new
+
+    status = env.host.status(instance_id)
+    assert status is not None
+    assert status["runtimeStatus"] in ("Running", "ContinuedAsNew", "Pending")
+    progress = status["customStatus"]
+    assert progress["status"] == "Running"
+    assert progress["phase"] == "waiting-for-graph"
+    assert progress["createdAt"] == "2026-01-01T00:00:00Z"
+    assert progress["operation"]["checks"] == 15
+    assert progress["operation"]["status"] == "running"
+    assert progress["operation"]["nextCheckAt"].endswith("Z")
+    assert "engagementAsyncOperations" not in json.dumps(progress)
+
+
+def test_timeout_reports_the_last_status(
+    devhost_factory: Callable[..., DevHost], monkeypatch: pytest.MonkeyPatch, azurite: Any
+) -> None:
+    with workflow_env(
+        devhost_factory,
+        monkeypatch,
+        azurite.connection_string,
+        settings={"PROVISIONING_TIMEOUT_MINUTES": "3"},
+    ) as env:
+        env.sim.set_scenario("operation-never-ends")
+        instance_id = env.host.start_new("provision_community", provisioning_input("req-timeout"))
+        document = env.host.run_until_status(instance_id)["output"]
+
+    assert document["status"] == "Failed"
+    assert document["error"]["code"] == "Timeout"
+    assert "running" in document["error"]["message"]
+    assert document["operation"]["checks"] == 6  # 3 minutes at 30 s
+
+
+def test_transient_errors_exhausted_become_graph_unavailable_with_the_request_id(env: WorkflowEnv) -> None:
+    env.sim.set_scenario("server-error", status=503, route="list", times=10)
+    instance_id = env.host.start_new("provision_community", provisioning_input("req-unavailable"))
+    document = env.host.run_until_status(instance_id)["output"]
+
+    assert document["error"]["code"] == "GraphUnavailable"
+    lists = env.graph_calls("list")
+    assert len(lists) == 4  # the Durable retry policy's attempts
+    assert document["error"]["graphRequestId"] == lists[-1]["requestId"]
+    assert gaps([entry["time"] for entry in lists]) == [5.0, 5.0, 5.0]
+    assert env.graph_calls("create") == []
+
+
+def test_throttling_waits_exactly_retry_after_in_durable_timers(env: WorkflowEnv) -> None:
+    env.sim.set_scenario("throttle", retry_after=2.128, form="fractional", route="create", times=2)
+    instance_id = env.host.start_new("provision_community", provisioning_input("req-throttled"))
+    env.host.advance(10)
+
+    creates = env.graph_calls("create")
+    assert [entry["status"] for entry in creates][:2] == [429, 429]
+    assert gaps([entry["time"] for entry in creates]) == [pytest.approx(2.128, abs=1e-3)] * 2
+    assert env.host.run_until_status(instance_id)["output"]["status"] == "Succeeded"
+
+
+def test_logs_are_written_once_despite_replays(env: WorkflowEnv, caplog: pytest.LogCaptureFixture) -> None:
+    env.sim.clear_scenarios()
+    with caplog.at_level(logging.INFO, logger="orchestrators.provision"):
+        instance_id = env.host.start_new("provision_community", provisioning_input("req-logs"))
+        env.host.run_until_status(instance_id)
+    ready = [record for record in caplog.records if "is ready" in record.getMessage()]
+    assert len(ready) == 1
