@@ -222,10 +222,19 @@ class FunctionHost:
                 methods = ",".join(sorted(http.methods)) if http.methods != _ALL_METHODS else "*"
                 lines.append(f"        {fn.name}: [{methods}] {self.base_url}{prefix}/{http.route.template}")
             elif trigger == "queueTrigger":
-                lines.append(f"        {fn.name}: queueTrigger ({fn.trigger.get('queueName')})")
+                lines.append(
+                    f"        {fn.name}: queueTrigger ({_resolved_or_raw(str(fn.trigger['queueName']))})"
+                )
             else:
                 lines.append(f"        {fn.name}: {trigger}")
         return "\n".join(lines) + "\n"
+
+
+def _resolved_or_raw(value: str) -> str:
+    try:
+        return resolve_setting_expressions(value)
+    except SettingsError:
+        return value
 
 
 def configured_task_hub(host_json: Mapping[str, Any]) -> str:

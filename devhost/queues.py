@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import azure.functions as func
-from azure.functions.queue import QueueMessage as WorkerQueueMessage
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+from azure.functions.queue import QueueMessage as WorkerQueueMessage
 from azure.storage.queue import QueueClient, QueueMessage, QueueServiceClient
 
 from devhost.indexing import FunctionInfo
