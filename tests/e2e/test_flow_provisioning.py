@@ -64,6 +64,30 @@ def test_success_creates_confirms_and_adds_members(env: WorkflowEnv) -> None:
 
 
 @pytest.mark.parametrize(
+    ("scenario", "options"),
+    [
+        ("operation-in-progress-spelling", {"status": "inProgress"}),
+        ("operation-in-progress-spelling", {"status": "inprogress"}),
+        ("operation-location-only", {}),
+        ("both-polling-headers", {}),
+        ("relative-location", {}),
+        ("segment-id-location", {}),
+        ("slow", {"seconds": 0.3, "route": "operation"}),
+    ],
+)
+def test_graph_variations_still_succeed(env: WorkflowEnv, scenario: str, options: dict[str, Any]) -> None:
+    env.sim.set_scenario(scenario, **options)
+    final, _ = env.provision(request_body())
+
+    assert final.status_code == 200, final.text
+    assert len(env.graph_calls("create")) == 1
+    assert len(env.graph_calls("operation")) == 3
+    assert_checks_spaced(env)
+    [community] = env.sim.communities()
+    assert final.json()["community"]["id"] == community["id"]
+
+
+@pytest.mark.parametrize(
     ("scenario", "options", "status_text"),
     [
         ("operation-failed", {"status_detail": "Quota exceeded"}, "Quota exceeded"),
@@ -199,6 +223,16 @@ def test_throttled_status_check_waits_the_longer_retry_after(env: WorkflowEnv) -
     assert_checks_spaced(env)
 
 
+def test_throttling_without_retry_after_backs_off(env: WorkflowEnv) -> None:
+    env.sim.set_scenario("throttle", form="none", route="users", times=2)
+    final, _ = env.provision(request_body())
+
+    assert final.status_code == 200, final.text
+    lookups = env.graph_calls("users")
+    assert [entry["status"] for entry in lookups] == [429, 429, 200]
+    assert gaps([entry["time"] for entry in lookups]) == [5.0, 10.0]  # exponential backoff
+
+
 def test_viva_engage_rate_limit_is_waited_out(env: WorkflowEnv) -> None:
     env.sim.set_scenario("rate-limit", limit=1, window=30)
     final, _ = env.provision(request_body())
@@ -243,6 +277,19 @@ def test_duplicate_name_adopt_policy(env: WorkflowEnv) -> None:
     assert env.graph_calls("create") == []
     assert MEMBER["id"] in env.sim.group_members(existing["groupId"])
     assert len(env.sim.communities()) == 1
+
+
+def test_create_refused_as_duplicate_by_graph_is_graph_rejected(env: WorkflowEnv) -> None:
+    # FastTrack's reading of Graph: 409 nameAlreadyExists on create. Permanent: no retry, no second create.
+    env.sim.add_community("Contoso Engineering", owner_ids=[OWNER["id"]])
+    env.sim.set_scenario("duplicate-name-conflict")
+    final, _ = env.provision(request_body(onDuplicateName="create"))
+
+    assert final.status_code == 422
+    error = final.json()["error"]
+    assert error["code"] == "GraphRejected"
+    assert "nameAlreadyExists" in error["message"]
+    assert len(env.graph_calls("create")) == 1
 
 
 def test_duplicate_name_create_policy(env: WorkflowEnv) -> None:
