@@ -294,6 +294,18 @@ def test_connection_reset_without_commit_creates_nothing(graph_sim: GraphSimulat
     assert graph_sim.communities() == []
 
 
+def test_reset_poll_is_counted_when_committed(
+    graph_sim: GraphSimulator, create: CreateFn, graph: requests.Session
+) -> None:
+    location = create().headers["Location"]
+    graph_sim.set_scenario("connection-reset", route="operation")
+
+    with pytest.raises(requests.ConnectionError):
+        graph.get(location)
+
+    assert graph.get(location).json()["status"] == "running"
+
+
 def test_slow_response_is_delayed_but_processed(graph_sim: GraphSimulator, graph: requests.Session) -> None:
     graph_sim.set_scenario("slow", route="create", seconds=0.6)
     url = f"{graph_sim.graph_base_url}/employeeExperience/communities"
