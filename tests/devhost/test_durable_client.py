@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import requests
 
+from devhost.durable.history import EventType
 from devhost.testing import DevHost
 from tests.devhost.apps import durable_app
 
@@ -186,3 +187,21 @@ def test_query_by_status_and_purge_by_filter(host: DevHost) -> None:
     assert host.status(finished) is None
     assert host.status(waiting) is not None
     assert requests.delete(rpc, params=params, timeout=5).status_code == 404
+
+
+def test_status_of_an_unknown_instance_is_falsy_through_the_client(host: DevHost) -> None:
+    assert requests.post(f"{host.base_url}/api/manage/nope/status", timeout=10).json() == {"result": None}
+
+
+def test_advance_moves_virtual_time_through_the_timer(host: DevHost) -> None:
+    instance_id = _start(host, "greet", "Di").json()["id"]
+    host.run_until_idle()
+    host.advance(29 * 60)
+    running = host.status(instance_id)
+    assert running is not None
+    assert running["runtimeStatus"] == "Running"
+    host.advance(60)
+    status = host.status(instance_id)
+    assert status is not None
+    assert (status["runtimeStatus"], status["output"]) == ("Completed", ["Hello Di", "Hello again"])
+    assert [e["EventType"] for e in host.history(instance_id)].count(EventType.TIMER_FIRED) == 1
