@@ -78,16 +78,19 @@ class _Provisioning:
         yield self.context.create_timer(self.now + timedelta(seconds=seconds))
 
     def call_graph(
-        self, activity: str, payload: Any, step: str, retry: df.RetryOptions | None = GRAPH_RETRY
+        self,
+        activity: str,
+        payload: Any,
+        step: str,
+        retry: df.RetryOptions = GRAPH_RETRY,
+        wait_out_throttling: bool = True,
     ) -> Steps:
-        """(result, error): 429s waited out here, transient errors retried by Durable, others returned."""
+        """(result, error): 429s waited out here (unless told not to), transient errors retried by Durable,
+        other errors returned."""
         throttle_waits = 0
         while True:
             try:
-                if retry is None:
-                    outcome = yield self.context.call_activity(activity, payload)
-                else:
-                    outcome = yield self.context.call_activity_with_retry(activity, retry, payload)
+                outcome = yield self.context.call_activity_with_retry(activity, retry, payload)
             except Exception as exc:
                 # Only the exception's text crosses the activity boundary.
                 if workflow.graph_error_from_failure(str(exc)) is None:
@@ -96,7 +99,7 @@ class _Provisioning:
             error = outcome.get("error")
             if error is None:
                 return outcome.get("result"), None
-            if error.get("kind") != "throttled":
+            if error.get("kind") != "throttled" or not wait_out_throttling:
                 return None, error
             if throttle_waits >= workflow.MAX_THROTTLE_WAITS:
                 raise workflow.throttled_too_long(error, step)
@@ -247,13 +250,19 @@ class _Provisioning:
             state.next_check_at = None
             state.retry_after_seconds = None
             status, error = yield from self.call_graph(
-                GET_OPERATION_STATUS, state.operation_url, "checking the creation status", retry=status_retry
+                GET_OPERATION_STATUS,
+                state.operation_url,
+                "checking the creation status",
+                retry=status_retry,
+                wait_out_throttling=False,
             )
             state.checks += 1
             checks_here += 1
-            if error is not None:
-                if error.get("kind") != "ambiguous":
-                    raise workflow.rejected(error, "checking the creation status")
+            if error is not None and error.get("kind") == "throttled":
+                # The next check waits max(interval, Retry-After): checks stay at least an interval apart.
+                state.retry_after_seconds = error.get("retryAfterSeconds")
+            elif error is not None:  # a read is never ambiguous: this is a permanent refusal
+                raise workflow.rejected(error, "checking the creation status")
             else:
                 state.operation_status = status["rawStatus"]
                 if status["state"] == "succeeded":

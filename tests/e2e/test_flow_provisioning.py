@@ -213,13 +213,17 @@ def test_throttled_create_waits_fractional_retry_after(env: WorkflowEnv) -> None
     assert len(env.sim.communities()) == 1
 
 
-def test_throttled_status_check_waits_the_longer_retry_after(env: WorkflowEnv) -> None:
-    env.sim.set_scenario("throttle", retry_after=75, route="operation", times=1)
+@pytest.mark.parametrize("retry_after", [75, 2.5])
+def test_throttled_status_check_waits_the_longer_of_interval_and_retry_after(
+    env: WorkflowEnv, retry_after: float
+) -> None:
+    env.sim.set_scenario("throttle", retry_after=retry_after, route="operation", times=1)
     final, _ = env.provision(request_body())
 
     assert final.status_code == 200, final.text
-    checks = env.status_check_times()
-    assert gaps(checks)[0] >= 75
+    checks = env.graph_calls("operation")
+    assert [entry["status"] for entry in checks] == [429, 200, 200, 200]
+    assert gaps([entry["time"] for entry in checks])[0] == max(POLL_INTERVAL, retry_after)
     assert_checks_spaced(env)
 
 
