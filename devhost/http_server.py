@@ -83,8 +83,12 @@ class _Handler(BaseHTTPRequestHandler):
         host = self.server.function_host
         split = urlsplit(self.path)
         query = parse_qs(split.query, keep_blank_values=True)
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length > 0 else b""
+        try:
+            body = self._read_body()
+        except ValueError:
+            self.close_connection = True
+            self._send(ApiResponse(400))
+            return
         headers = dict(self.headers.items())
         request_url = f"http://{self.headers.get('Host') or f'127.0.0.1:{self.server.port}'}{self.path}"
         path = split.path
@@ -107,6 +111,23 @@ class _Handler(BaseHTTPRequestHandler):
         except Exception:
             log.exception("request %s %s failed in the dev host", self.command, path)
             self._send(ApiResponse(500))
+
+    def _read_body(self) -> bytes:
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            chunks: list[bytes] = []
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    # Trailer headers end with an empty line.
+                    while self.rfile.readline().strip():
+                        pass
+                    return b"".join(chunks)
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()
+        length = int(self.headers.get("Content-Length") or 0)
+        if length < 0:
+            raise ValueError("negative Content-Length")
+        return self.rfile.read(length) if length else b""
 
     def _http_trigger(
         self, path: str, query: dict[str, list[str]], headers: dict[str, str], body: bytes, request_url: str

@@ -120,3 +120,12 @@ def test_settings_are_applied_while_running_and_restored(devhost_factory: Callab
     assert requests.get(f"{host.base_url}/api/setting/DEVHOST_TEST_SETTING", timeout=5).text == "on"
     host.stop()
     assert "DEVHOST_TEST_SETTING" not in os.environ
+
+
+def test_chunked_request_body(host: DevHost) -> None:
+    chunks = (part for part in [b'{"hello": ', b'"chunks"}'])
+    response = requests.post(
+        f"{host.base_url}/api/echo/x", data=chunks, headers={"Content-Type": "application/json"}, timeout=5
+    )
+    assert response.status_code == 201
+    assert response.json()["json"] == {"hello": "chunks"}
