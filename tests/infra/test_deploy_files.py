@@ -36,6 +36,7 @@ NEVER_DEPLOYED = {
     "graph_simulator",
     "bench",
     "connector",
+    "openapi",
     "node_modules",
     ".venv",
     ".venv-checkov",
