@@ -18,7 +18,6 @@ from typing import Any
 import pytest
 import requests
 
-import function_app
 from devhost.clock import ManualClock
 from devhost.testing import DevHost
 from graph_simulator import SEED_USERS, GraphSimulator
@@ -158,7 +157,7 @@ def workflow_env(
         get_settings.cache_clear()
         try:
             host = devhost_factory(
-                app=function_app.app,
+                app="function_app:app",
                 clock=clock,
                 settings=app_settings,
                 storage_connection_string=storage_connection_string,

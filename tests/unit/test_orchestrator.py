@@ -145,3 +145,20 @@ def test_logs_are_written_once_despite_replays(env: WorkflowEnv, caplog: pytest.
         env.host.run_until_status(instance_id)
     ready = [record for record in caplog.records if "is ready" in record.getMessage()]
     assert len(ready) == 1
+
+
+def test_unexpected_failure_still_ends_with_a_document(
+    devhost_factory: Callable[..., DevHost], monkeypatch: pytest.MonkeyPatch, azurite: Any
+) -> None:
+    invalid = {"PROVISIONING_TIMEOUT_MINUTES": "0"}
+    with workflow_env(devhost_factory, monkeypatch, azurite.connection_string, settings=invalid) as env:
+        instance_id = env.host.start_new("provision_community", provisioning_input("req-misconfigured"))
+        status = env.host.run_until_status(instance_id)
+
+    # The settings activity fails (0 is not a valid timeout): the caller gets a Failed document, not a crash.
+    assert status["runtimeStatus"] == "Completed"
+    document = status["output"]
+    assert document["status"] == "Failed"
+    assert document["error"]["code"] == "InternalError"
+    assert "PROVISIONING_TIMEOUT_MINUTES" not in document["error"]["message"]
+    assert env.graph_calls() == []
