@@ -81,10 +81,11 @@ class WorkflowError(Exception):
 
 
 def to_iso(moment: datetime) -> str:
-    """ISO-8601 UTC with a ``Z``; whole seconds unless the moment has a fraction (fractional Retry-After)."""
+    """ISO-8601 UTC with a ``Z``: whole seconds, or milliseconds when there is a fraction (Retry-After)."""
     text = moment.strftime("%Y-%m-%dT%H:%M:%S")
-    if moment.microsecond:
-        text += f".{moment.microsecond:06d}".rstrip("0")
+    milliseconds = moment.microsecond // 1000
+    if milliseconds:
+        text += f".{milliseconds:03d}"
     return text + "Z"
 
 

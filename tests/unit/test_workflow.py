@@ -88,6 +88,8 @@ def test_polling_deadline_counts_from_the_start_of_polling() -> None:
 def test_iso_times_use_z_and_keep_fractions_only_when_present() -> None:
     assert workflow.to_iso(NOW) == "2026-01-01T10:00:00Z"
     assert workflow.to_iso(NOW + timedelta(seconds=2.128)) == "2026-01-01T10:00:02.128Z"
+    assert workflow.to_iso(NOW + timedelta(microseconds=313588)) == "2026-01-01T10:00:00.313Z"
+    assert workflow.to_iso(NOW + timedelta(microseconds=999)) == "2026-01-01T10:00:00Z"
     assert workflow.from_iso("2026-01-01T10:00:02.128Z") == NOW + timedelta(seconds=2.128)
 
 
