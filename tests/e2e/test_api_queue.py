@@ -1,0 +1,128 @@
+"""Queue intake through Azurite: Rejected results for invalid messages, one orchestration per requestId."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from devhost.testing import DevHost
+from provisioning.idempotency import instance_id_for_key
+from tests.e2e.workflow_env import WorkflowEnv, request_body, workflow_env
+
+REQUESTS_QUEUE = "community-requests"
+RESULTS_QUEUE = "community-results"
+
+pytestmark = pytest.mark.azurite
+
+
+@pytest.fixture
+def env(
+    devhost_factory: Callable[..., DevHost], monkeypatch: pytest.MonkeyPatch, azurite: Any
+) -> Iterator[WorkflowEnv]:
+    with workflow_env(devhost_factory, monkeypatch, azurite.connection_string) as environment:
+        for name in (REQUESTS_QUEUE, RESULTS_QUEUE, REQUESTS_QUEUE + "-poison"):
+            client = environment.host.queue_client(name)
+            try:
+                client.create_queue()
+            except Exception:  # already there from an earlier test: empty it
+                client.clear_messages()
+        yield environment
+
+
+def send(env: WorkflowEnv, message: Any) -> None:
+    text = message if isinstance(message, str) else json.dumps(message)
+    # host.json says messageEncoding base64, as the Functions host expects by default.
+    env.host.queue_client(REQUESTS_QUEUE).send_message(base64.b64encode(text.encode()).decode())
+
+
+def results(env: WorkflowEnv, queue: str = RESULTS_QUEUE) -> list[Any]:
+    client = env.host.queue_client(queue)
+    messages = client.peek_messages(max_messages=32)
+    return [json.loads(base64.b64decode(message.content)) for message in messages]
+
+
+def settle(env: WorkflowEnv) -> None:
+    env.host.wait_for_queues_idle(timeout=20)
+    env.host.run_until_idle()
+
+
+def test_invalid_message_yields_one_rejected_result_and_is_not_retried(env: WorkflowEnv) -> None:
+    message = {
+        "requestId": "item-1",
+        "displayName": "",
+        "owners": ["bob"],
+        "callbackUrl": "https://prod-1.westeurope.logic.azure.com/workflows/x/run?sig=TOP-SECRET",
+    }
+    send(env, message)
+    settle(env)
+    [rejected] = results(env)
+    assert rejected["status"] == "Rejected"
+    assert rejected["id"] == instance_id_for_key("item-1", "queue")
+    assert rejected["requestId"] == "item-1"
+    assert rejected["error"]["code"] == "ValidationFailed"
+    assert [error["field"] for error in rejected["error"]["errors"]] == ["displayName", "owners[0]"]
+    assert rejected["originalMessage"]["owners"] == ["bob"]
+    assert (
+        rejected["originalMessage"]["callbackUrl"]
+        == "https://prod-1.westeurope.logic.azure.com/workflows/x/run"
+    )
+    assert "TOP-SECRET" not in json.dumps(rejected)
+    assert env.host.engine.query() == []
+    assert results(env, REQUESTS_QUEUE + "-poison") == []
+    assert results(env, REQUESTS_QUEUE) == []
+
+
+def test_message_without_request_id_or_not_json_is_rejected(env: WorkflowEnv) -> None:
+    send(env, request_body())
+    send(env, "this is not json")
+    settle(env)
+    rejected = results(env)
+    assert len(rejected) == 2
+    by_kind = {isinstance(document["originalMessage"], str): document for document in rejected}
+    assert by_kind[False]["error"]["errors"] == [{"field": "requestId", "message": "is required"}]
+    assert by_kind[True]["originalMessage"] == "this is not json"
+    assert by_kind[True]["error"]["errors"][0]["field"] == "body"
+    assert all("requestId" not in document for document in rejected)
+    assert env.host.engine.query() == []
+
+
+def test_repeated_request_id_starts_one_orchestration_and_one_result(env: WorkflowEnv) -> None:
+    message = {**request_body(name="Queued Community"), "requestId": "item-2"}
+    send(env, message)
+    send(env, message)
+    settle(env)
+    send(env, {**message, "owners": message["owners"] * 2})  # same request, written differently
+    settle(env)
+    instance_id = instance_id_for_key("item-2", "queue")
+    assert [instance["instanceId"] for instance in env.host.engine.query()] == [instance_id]
+    assert results(env) == []  # nothing written for the duplicates
+
+    final = env.host.run_until_status(instance_id)
+    assert final["runtimeStatus"] == "Completed"
+    settle(env)
+    [result] = results(env)
+    assert result["status"] == "Succeeded"
+    assert result["requestId"] == "item-2"
+    assert len(env.graph_calls(route="create")) == 1
+
+
+def test_request_id_reused_with_other_content_is_rejected_and_the_original_goes_on(env: WorkflowEnv) -> None:
+    send(env, {**request_body(name="Original"), "requestId": "item-3"})
+    settle(env)
+    send(env, {**request_body(name="Impostor"), "requestId": "item-3"})
+    settle(env)
+    [conflict] = results(env)
+    assert conflict["status"] == "Rejected"
+    assert conflict["error"]["code"] == "IdempotencyConflict"
+    assert conflict["error"]["errors"][0]["field"] == "requestId"
+    assert conflict["originalMessage"]["displayName"] == "Impostor"
+
+    instance_id = instance_id_for_key("item-3", "queue")
+    assert env.host.run_until_status(instance_id)["runtimeStatus"] == "Completed"
+    settle(env)
+    final = [document for document in results(env) if document["status"] != "Rejected"]
+    assert [document["request"]["displayName"] for document in final] == ["Original"]
