@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 import azure.functions as func
+from azure.functions.http import HttpRequest as WorkerHttpRequest
 
 from devhost.management import ApiResponse, ManagementApi
 
@@ -145,13 +146,15 @@ class _Handler(BaseHTTPRequestHandler):
         fn, route_params = matched
         if not host.key_accepted(fn.auth_level, _presented_key(headers, query)):
             return ApiResponse(401)
-        request = func.HttpRequest(
+        # The worker's HttpRequestConverter builds this subclass of func.HttpRequest.
+        request = WorkerHttpRequest(
             method=self.command,
             url=request_url,
             headers=headers,
             # ASP.NET's query collection joins repeated keys with ','.
             params={k: ",".join(v) for k, v in query.items()},
             route_params=route_params,
+            body_type="bytes",
             body=body,
         )
         try:
