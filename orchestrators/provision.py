@@ -71,7 +71,7 @@ class _Provisioning:
 
     def publish(self) -> dict[str, Any]:
         document = self.state.document(self.input, self.now)
-        self.context.set_custom_status(document)
+        self.context.set_custom_status(workflow.fit_custom_status(document))
         return document
 
     def wait(self, seconds: float) -> Steps:

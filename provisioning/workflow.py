@@ -379,3 +379,23 @@ def continue_as_new_input(provisioning_input: ProvisioningInput, state: Workflow
     """The next execution's input: the unchanged request plus the state so far."""
     state.executions += 1
     return {**provisioning_input.to_json(), WORKFLOW_STATE_KEY: state.to_dict()}
+
+
+# The Durable extension refuses a custom status over 16 KB of UTF-16 JSON (MessagePayloadDataConverter), which
+# fails the orchestration; keep a margin for the host re-serializing it.
+CUSTOM_STATUS_BUDGET_BYTES = 15 * 1024
+
+
+def _utf16_size(document: Mapping[str, Any]) -> int:
+    return len(json.dumps(document, ensure_ascii=False).encode("utf-16-le"))
+
+
+def fit_custom_status(document: Mapping[str, Any]) -> dict[str, Any]:
+    """``document`` for the custom status: when a large request makes it too big, the echo of the request and
+    then the member lists are left out (the final output keeps everything)."""
+    fitted = dict(document)
+    for key in ("request", "members"):
+        if _utf16_size(fitted) <= CUSTOM_STATUS_BUDGET_BYTES:
+            break
+        fitted.pop(key, None)
+    return fitted

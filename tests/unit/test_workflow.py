@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -282,3 +283,27 @@ def test_provisioning_input_shape_is_the_shared_model() -> None:
     assert isinstance(provisioning_input, ProvisioningInput)
     with pytest.raises(ValueError, match="displayName"):
         workflow.split_input(make_input(request={"owners": ["a@b.com"]}))
+
+
+def test_custom_status_of_a_large_request_fits_durables_limit() -> None:
+    members = [f"user{n:04d}@contoso.onmicrosoft.com" for n in range(1000)]
+    provisioning_input, state = workflow.split_input(
+        make_input(request={**make_input()["request"], "members": members})
+    )
+    state.phase = Phase.ADDING_MEMBERS
+    state.members_added = members[:600]
+    state.members_failed = [{"id": member, "error": "user not found"} for member in members[600:]]
+    document = state.document(provisioning_input, NOW)
+    fitted = workflow.fit_custom_status(document)
+
+    assert len(json.dumps(fitted, ensure_ascii=False).encode("utf-16-le")) <= 16 * 1024
+    assert "request" not in fitted
+    assert "members" not in fitted
+    assert fitted["phase"] == "adding-members"
+    assert document["members"]["added"] == members[:600]  # the document itself is complete
+
+
+def test_custom_status_of_a_normal_request_is_the_document() -> None:
+    provisioning_input, state = workflow.split_input(make_input())
+    document = state.document(provisioning_input, NOW)
+    assert workflow.fit_custom_status(document) == document
