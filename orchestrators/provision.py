@@ -369,7 +369,8 @@ class _Provisioning:
 
     def publish_result(self, document: dict[str, Any]) -> Steps:
         try:
-            yield self.context.call_activity_with_retry(PUBLISH_RESULT, PUBLISH_RETRY, document)
+            message = workflow.fit_result_message(document)
+            yield self.context.call_activity_with_retry(PUBLISH_RESULT, PUBLISH_RETRY, message)
         except Exception as exc:
             # Nothing else can carry the result; the durable output still holds it.
             self.log(logging.ERROR, "could not write the result message: %s", type(exc).__name__)

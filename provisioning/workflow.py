@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -390,12 +390,25 @@ def _utf16_size(document: Mapping[str, Any]) -> int:
     return len(json.dumps(document, ensure_ascii=False).encode("utf-16-le"))
 
 
-def fit_custom_status(document: Mapping[str, Any]) -> dict[str, Any]:
-    """``document`` for the custom status: when a large request makes it too big, the echo of the request and
-    then the member lists are left out (the final output keeps everything)."""
+# A queue message is at most 64 KB after base64 encoding (4/3 larger).
+RESULT_MESSAGE_BUDGET_BYTES = 48 * 1024
+
+
+def _fit(document: Mapping[str, Any], fits: Callable[[Mapping[str, Any]], bool]) -> dict[str, Any]:
+    """Leave out the echo of the request, then the member lists, until ``document`` fits."""
     fitted = dict(document)
     for key in ("request", "members"):
-        if _utf16_size(fitted) <= CUSTOM_STATUS_BUDGET_BYTES:
+        if fits(fitted):
             break
         fitted.pop(key, None)
     return fitted
+
+
+def fit_custom_status(document: Mapping[str, Any]) -> dict[str, Any]:
+    """``document`` as the custom status (the final output keeps everything)."""
+    return _fit(document, lambda fitted: _utf16_size(fitted) <= CUSTOM_STATUS_BUDGET_BYTES)
+
+
+def fit_result_message(document: Mapping[str, Any]) -> dict[str, Any]:
+    """``document`` as a results-queue message."""
+    return _fit(document, lambda fitted: len(json.dumps(fitted).encode()) <= RESULT_MESSAGE_BUDGET_BYTES)

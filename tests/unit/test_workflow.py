@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -303,7 +304,23 @@ def test_custom_status_of_a_large_request_fits_durables_limit() -> None:
     assert document["members"]["added"] == members[:600]  # the document itself is complete
 
 
-def test_custom_status_of_a_normal_request_is_the_document() -> None:
+def test_result_message_of_a_large_request_fits_a_queue_message() -> None:
+    members = [f"user{n:04d}@contoso.onmicrosoft.com" for n in range(1000)]
+    provisioning_input, state = workflow.split_input(
+        make_input(request={**make_input()["request"], "members": members})
+    )
+    state.phase = Phase.DONE
+    state.status = RequestStatus.SUCCEEDED
+    state.members_added = members
+    message = workflow.fit_result_message(state.document(provisioning_input, NOW))
+
+    assert len(base64.b64encode(json.dumps(message).encode())) <= 64 * 1024
+    assert "request" not in message
+    assert message["members"]["added"] == members  # what the consumer needs most stays
+
+
+def test_documents_of_normal_requests_are_not_cut() -> None:
     provisioning_input, state = workflow.split_input(make_input())
     document = state.document(provisioning_input, NOW)
     assert workflow.fit_custom_status(document) == document
+    assert workflow.fit_result_message(document) == document
