@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from provisioning.graph import ErrorKind, GraphClient, GraphError
-from provisioning.workflow import transient_failure_message
+from provisioning.workflow import is_user_not_found, transient_failure_message
 
 T = TypeVar("T")
 
@@ -78,10 +78,9 @@ def resolve_users(client: GraphClient, references: Sequence[str]) -> dict[str, A
             try:
                 resolved[reference] = client.resolve_user(reference)
             except GraphError as err:
-                if err.kind is ErrorKind.PERMANENT and err.http_status in (400, 404):
-                    not_found[reference] = err.to_dict()
-                else:
+                if not is_user_not_found(err.to_dict()):
                     raise
+                not_found[reference] = err.to_dict()
         return {"resolved": resolved, "notFound": not_found}
 
     return _envelope(resolve_all, lambda result: result)
