@@ -16,6 +16,7 @@ from devhost.clock import Clock, RealClock, ScaledClock
 from devhost.host import FUNCTION_KEYS_SETTING, MASTER_KEY_SETTING, DevHostRuntime
 from devhost.indexing import IndexingError
 from devhost.local_settings import SettingsError, apply_local_settings, read_host_json, read_local_settings
+from devhost.queues import StorageUnavailableError
 
 
 class _UtcFormatter(logging.Formatter):
@@ -90,7 +91,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             enforce_keys=args.enforce_keys,
         )
         runtime.start()
-    except (IndexingError, SettingsError) as exc:
+    except (IndexingError, SettingsError, StorageUnavailableError) as exc:
         print(f"\nError: the function app could not be started.\n  {exc}\n", file=sys.stderr)
         return 1
     except OSError as exc:

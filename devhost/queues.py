@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import azure.functions as func
-from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFoundError
 from azure.functions.queue import QueueMessage as WorkerQueueMessage
-from azure.storage.queue import QueueClient, QueueMessage, QueueServiceClient
+from azure.storage.queue import ExponentialRetry, QueueClient, QueueMessage, QueueServiceClient
 
 from devhost.indexing import FunctionInfo
 from devhost.local_settings import (
@@ -107,8 +107,16 @@ def storage_connection_string(connection: str | None, environ: Mapping[str, str]
     return value
 
 
+class StorageUnavailableError(RuntimeError):
+    """The queue storage a binding names cannot be reached (Azurite not running?)."""
+
+
 def _queue_client(connection_string: str, queue_name: str) -> QueueClient:
-    return QueueServiceClient.from_connection_string(connection_string).get_queue_client(queue_name)
+    # The SDK's default retries take about 85 s to give up on a refused connection; a few seconds is enough
+    # against local storage, and a failed poll is simply tried again.
+    retry = ExponentialRetry(initial_backoff=1, increment_base=2, retry_total=2, random_jitter_range=1)
+    service = QueueServiceClient.from_connection_string(connection_string, retry_policy=retry)
+    return service.get_queue_client(queue_name)
 
 
 def _ensure_queue(client: QueueClient) -> None:
@@ -186,7 +194,13 @@ class QueueTriggerListener:
         return self._busy.is_set()
 
     def start(self) -> None:
-        _ensure_queue(self.client)
+        try:
+            _ensure_queue(self.client)
+        except AzureError as exc:
+            raise StorageUnavailableError(
+                f"function '{self.fn.name}': cannot reach queue storage at {self.client.primary_endpoint} "
+                f"(is Azurite running?): {exc}"
+            ) from exc
         self._thread.start()
 
     def request_stop(self) -> None:

@@ -60,3 +60,21 @@ def test_invalid_local_settings_stops_the_start(tmp_path: Path) -> None:
     host = DevHostProcess(["--app", HTTP_APP, "--port", str(free_port())], cwd=tmp_path)
     assert host.wait_exit() == 1
     assert "local.settings.json: not valid JSON" in host.output
+
+
+def test_unreachable_queue_storage_stops_the_start_quickly(tmp_path: Path) -> None:
+    closed_port = free_port()
+    storage = (
+        "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=a2V5;"
+        f"QueueEndpoint=http://127.0.0.1:{closed_port}/devstoreaccount1;"
+    )
+    queues = {"JOBS_QUEUE": "jobs", "RESULTS_QUEUE": "results", "START_QUEUE": "start"}
+    host = DevHostProcess(
+        ["--app", "tests.devhost.apps.queue_app:app", "--port", str(free_port())],
+        cwd=tmp_path,
+        env={"AzureWebJobsStorage": storage, **queues},
+    )
+    assert host.wait_exit(timeout=30) == 1
+    assert "cannot reach queue storage" in host.output
+    assert "is Azurite running?" in host.output
+    assert "a2V5" not in host.output  # the account key is not printed
