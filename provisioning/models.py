@@ -39,6 +39,9 @@ MAX_OWNERS = 100  # Graph: owners are "limited to 100 users"
 MAX_MEMBERS = 1000
 MAX_USER_REFERENCE_LENGTH = 256
 MAX_REQUEST_ID_LENGTH = 256
+# A body with a thousand bad members must not produce a huge problem body or a Rejected document that no
+# longer fits in a 64 KiB queue message.
+MAX_REPORTED_ERRORS = 50
 
 Source = Literal["http", "queue"]
 Privacy = Literal["public", "private"]
@@ -399,6 +402,10 @@ def validate_request(
         errors: list[dict[str, str]] = []
         for detail in err.errors(include_url=False, include_input=False):
             errors.extend(_translate(detail))
+        if len(errors) > MAX_REPORTED_ERRORS:
+            hidden = len(errors) - MAX_REPORTED_ERRORS
+            errors = errors[:MAX_REPORTED_ERRORS]
+            errors.append({"field": "body", "message": f"{hidden} more errors not shown"})
         raise RequestValidationError(errors) from None
 
 

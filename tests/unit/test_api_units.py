@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Any
 
@@ -183,3 +184,18 @@ def test_echoed_message_is_bounded() -> None:
     assert isinstance(echoed, str)
     assert echoed.endswith("(truncated)")
     assert len(echoed) < MAX_ECHOED_MESSAGE_CHARS + 20
+
+
+def test_rejected_document_for_a_worst_case_message_fits_a_queue_message() -> None:
+    message = {
+        "requestId": "r" * 256,
+        "displayName": "x",
+        "owners": ["y" * 60 + str(index) for index in range(900)],
+    }
+    body = json.dumps(message).encode()
+    assert len(body) < 64 * 1024
+    with pytest.raises(RequestValidationError) as caught:
+        validate_request(body, source="queue")
+    document = _rejected(body, "2026-01-01T00:00:00Z", caught.value.errors)
+    encoded = base64.b64encode(document.model_dump_json(by_alias=True, exclude_none=True).encode())
+    assert len(encoded) <= 64 * 1024

@@ -11,6 +11,7 @@ from provisioning.callbacks import CallbackPolicy
 from provisioning.models import (
     MAX_BODY_BYTES,
     MAX_MEMBERS,
+    MAX_REPORTED_ERRORS,
     BodyTooLargeError,
     CommunityRequest,
     CommunitySpec,
@@ -180,6 +181,13 @@ def test_snake_case_names_are_not_accepted() -> None:
 def test_all_problems_are_reported_at_once() -> None:
     fields = fields_of({"displayName": "", "owners": ["bad"], "privacy": "x", "extra": 1})
     assert sorted(fields) == ["displayName", "extra", "owners[0]", "privacy"]
+
+
+def test_error_list_is_bounded() -> None:
+    errors = errors_of(valid(members=[f"bad {index}" for index in range(300)]))
+    assert len(errors) == MAX_REPORTED_ERRORS + 1
+    assert errors[0]["field"] == "members[0]"
+    assert errors[-1] == {"field": "body", "message": f"{300 - MAX_REPORTED_ERRORS} more errors not shown"}
 
 
 def test_body_must_be_a_json_object() -> None:
