@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import itertools
 import json
+import tempfile
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -43,9 +45,15 @@ _FOREIGN_CREDENTIAL_VARIABLES = (
 
 
 class WorkflowEnv:
-    def __init__(self, host: DevHost, sim: GraphSimulator) -> None:
-        self.host = host
+    def __init__(self, start_host: Callable[[], DevHost], sim: GraphSimulator) -> None:
+        self._start_host = start_host
+        self.host = start_host()
         self.sim = sim
+
+    def restart_host(self) -> None:
+        """Stop the host and start a new one on the same durable state (a Functions host restart)."""
+        self.host.stop()
+        self.host = self._start_host()
 
     @property
     def api(self) -> str:
@@ -155,16 +163,21 @@ def workflow_env(
         }
         # The app reads settings once per process; every test brings its own simulator.
         get_settings.cache_clear()
-        try:
-            host = devhost_factory(
-                app="function_app:app",
-                clock=clock,
-                settings=app_settings,
-                storage_connection_string=storage_connection_string,
-            )
-            yield WorkflowEnv(host, sim)
-        finally:
-            get_settings.cache_clear()
+        with tempfile.TemporaryDirectory(prefix="workflow-state-") as state_dir:
+
+            def start_host() -> DevHost:
+                return devhost_factory(
+                    app="function_app:app",
+                    clock=clock,
+                    settings=app_settings,
+                    storage_connection_string=storage_connection_string,
+                    state_path=Path(state_dir) / "durable.db",
+                )
+
+            try:
+                yield WorkflowEnv(start_host, sim)
+            finally:
+                get_settings.cache_clear()
 
 
 class CallbackReceiver:

@@ -162,3 +162,19 @@ def test_unexpected_failure_still_ends_with_a_document(
     assert document["error"]["code"] == "InternalError"
     assert "PROVISIONING_TIMEOUT_MINUTES" not in document["error"]["message"]
     assert env.graph_calls() == []
+
+
+def test_a_host_restart_mid_wait_resumes_from_durable_state(env: WorkflowEnv) -> None:
+    instance_id = env.host.start_new("provision_community", provisioning_input("req-restart"))
+    env.host.advance(POLL_INTERVAL * 12 + 5)  # past a continue-as-new, between two checks
+    checks_before = len(env.graph_calls("operation"))
+    assert checks_before == 12
+
+    env.restart_host()
+    document = env.host.run_until_status(instance_id)["output"]
+
+    assert document["status"] == "Succeeded"
+    assert document["operation"]["checks"] == 60
+    assert len(env.graph_calls("create")) == 1  # nothing was redone by the restart
+    assert len(env.graph_calls("operation")) == 60
+    assert min(gaps(env.status_check_times())) >= POLL_INTERVAL
