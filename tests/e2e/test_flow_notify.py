@@ -146,3 +146,30 @@ def test_queue_request_ends_in_exactly_one_result_message(
     assert document["requestId"] == f"item-{suffix}"
     assert document["id"] == instance_id
     assert document["community"]["id"] == env.sim.communities()[0]["id"]
+
+
+def test_failed_queue_request_with_callback_gets_both_channels_once(
+    devhost_factory: Callable[..., DevHost], monkeypatch: pytest.MonkeyPatch, azurite: Any
+) -> None:
+    suffix = uuid.uuid4().hex[:8]
+    names = {"PROVISIONING_QUEUE": f"requests-{suffix}", "RESULTS_QUEUE": f"results-{suffix}"}
+    requests_queue = queue(azurite.connection_string, names["PROVISIONING_QUEUE"])
+    results_queue = queue(azurite.connection_string, names["RESULTS_QUEUE"])
+
+    with (
+        workflow_env(devhost_factory, monkeypatch, azurite.connection_string, settings=names) as env,
+        CallbackReceiver() as receiver,
+    ):
+        env.sim.set_scenario("operation-skipped")
+        message = {**request_body(), "requestId": f"item-{suffix}", "callbackUrl": receiver.url}
+        requests_queue.send_message(json.dumps(message))
+        env.host.wait_for_queues_idle(timeout=20)
+        env.host.run_until_status(instance_id_for_key(f"item-{suffix}", "queue"))
+
+    [result] = [json.loads(m.content) for m in results_queue.receive_messages(visibility_timeout=60)]
+    assert result["status"] == "Failed"
+    assert result["error"]["code"] == "OperationFailed"
+    assert result["callback"] == "delivered"
+    [posted] = receiver.bodies
+    assert posted["status"] == "Failed"
+    assert posted["id"] == result["id"]
