@@ -24,6 +24,7 @@ from typing import Any
 from urllib.parse import quote
 
 import azure.functions as func
+from azure.durable_functions.models.utils import http_utils
 
 from devhost.clock import Clock
 from devhost.durable import DurableEngine
@@ -33,7 +34,7 @@ from devhost.indexing import AppIndex, FunctionInfo, IndexingError, index_app, l
 from devhost.local_settings import SettingsError, host_extension_section, resolve_setting_expressions
 from devhost.management import ManagementApi
 from devhost.queues import QueueOptions, QueueOutputSink, QueueTriggers
-from devhost.worker import OutputSink, call_with_output_bindings
+from devhost.worker import OutputSink, call_user_function, call_with_output_bindings
 
 log = logging.getLogger("devhost")
 
@@ -347,3 +348,13 @@ class DevHostRuntime:
             self._server.stop()
         if self._engine is not None:
             self._engine.stop()
+        _close_durable_client_session()
+
+
+def _close_durable_client_session() -> None:
+    """The SDK keeps one aiohttp session on the worker's event loop and has no shutdown hook (the real worker
+    just exits); close it so a stopped host does not leave an "Unclosed client session" warning behind."""
+    if http_utils._client_session is None:
+        return
+    closer = FunctionInfo("durable-client-shutdown", "", {}, [], http_utils._close_session, is_async=True)
+    call_user_function(closer, {})
