@@ -35,7 +35,8 @@ async def manage(req: func.HttpRequest, client: df.DurableOrchestrationClient) -
     if action == "status":
         status = await client.get_status(instance_id, show_history=True, show_input=True)
         # The SDK maps `history`, but the extension sends `historyEvents` (it lands as a plain attribute).
-        result = {**status.to_json(), "historyEvents": getattr(status, "historyEvents", None)} if status else None
+        if status:
+            result = {**status.to_json(), "historyEvents": getattr(status, "historyEvents", None)}
     elif action == "terminate":
         await client.terminate(instance_id, "stopped by test")
     elif action == "raise":
