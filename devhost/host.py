@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-import azure.functions as func
 from azure.durable_functions.models.utils import http_utils
+from azure.functions.decorators.function_app import FunctionRegister
 
 from devhost.clock import Clock
 from devhost.durable import DurableEngine
@@ -272,7 +272,7 @@ class DevHostRuntime:
 
     def __init__(
         self,
-        app: str | func.FunctionApp,
+        app: str | FunctionRegister,
         *,
         clock: Clock,
         state_path: str | Path,

@@ -19,7 +19,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-import azure.functions as func
+from azure.functions.decorators.function_app import FunctionRegister
 from azure.storage.queue import QueueClient, QueueServiceClient
 
 from devhost.clock import Clock, ManualClock
@@ -34,7 +34,7 @@ FINAL_STATUSES = ("Completed", "Failed", "Terminated")
 class DevHost:
     def __init__(
         self,
-        app: str | func.FunctionApp = "function_app:app",
+        app: str | FunctionRegister = "function_app:app",
         clock: Clock | None = None,
         settings: Mapping[str, str] | None = None,
         state_path: str | Path | None = None,
