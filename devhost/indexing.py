@@ -84,12 +84,15 @@ def load_app(spec: str = "function_app:app") -> FunctionRegister:
 def index_app(app: FunctionRegister) -> AppIndex:
     """Index the app's functions as the worker does; IndexingError on anything the host would reject."""
     # get_functions() records names in functions_bindings and raises "does not have a unique function name"
-    # on a second call for the same app object; reset it so tests can index one app object several times.
+    # on a second call for the same app object; reset it before and after so that indexing leaves the app
+    # object as it found it and anyone (the dev host again, a test) can index it later.
     app.functions_bindings = None
     try:
         functions = app.get_functions()
     except Exception as exc:
         raise IndexingError(f"indexing the function app failed: {type(exc).__name__}: {exc}") from exc
+    finally:
+        app.functions_bindings = None
 
     index = AppIndex(functions=[])
     for function in functions:

@@ -18,6 +18,7 @@ from openapi_schema_validator import OAS30Validator
 from openapi_spec_validator import OpenAPIV2SpecValidator, OpenAPIV30SpecValidator, validate
 
 import function_app
+from devhost.indexing import index_app
 from provisioning import openapi
 from provisioning.callbacks import CallbackPolicy
 from provisioning.idempotency import instance_id_for_key, is_request_id, new_instance_id
@@ -35,13 +36,9 @@ VISIBILITIES = {"important", "advanced", "internal", "none"}
 
 def http_functions() -> dict[str, dict[str, Any]]:
     """Function name → its httpTrigger binding, as the Functions host indexes the app."""
-    functions = {}
-    for function in function_app.app.get_functions():
-        for binding in function.get_bindings():
-            binding_dict = binding.get_dict_repr()
-            if binding_dict["type"] == "httpTrigger":
-                functions[function.get_function_name()] = binding_dict
-    return functions
+    return {
+        function.name: function.trigger for function in index_app(function_app.app).of_type("httpTrigger")
+    }
 
 
 def operations(document: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:

@@ -131,10 +131,9 @@ def host_json_setting_names() -> set[str]:
 def function_bindings() -> list[dict[str, Any]]:
     """Every binding of every function of `function_app.app`, as the worker reports them to the host."""
     import function_app
+    from devhost.indexing import index_app
 
-    return [
-        binding.get_dict_repr() for fn in function_app.app.get_functions() for binding in fn.get_bindings()
-    ]
+    return [binding for function in index_app(function_app.app).functions for binding in function.bindings]
 
 
 def binding_setting_names(bindings: list[dict[str, Any]]) -> set[str]:
