@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 AZURITE := node_modules/.bin/azurite
 PYTEST_ARGS ?=
 
-.PHONY: run test lint fmt bench deps clean
+.PHONY: run test lint fmt bench openapi deps clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,10 @@ fmt: $(STAMP)
 
 bench: deps
 	$(BIN)/python -m bench
+
+## Regenerate openapi/openapi.json and connector/apiDefinition.swagger.json from the models.
+openapi: $(STAMP)
+	$(BIN)/python -m provisioning.openapi --write
 
 clean:
 	rm -rf $(VENV) node_modules .devhost .pytest_cache .mypy_cache .ruff_cache
