@@ -265,7 +265,12 @@ class GraphApi:
             return {}
         path = f"/{version}/{_OPERATIONS}"
         path += f"/{operation.id}" if shape_name == "segment-id-location" else f"('{operation.id}')"
-        url = path if shape_name == "relative-location" else self._origin() + path
+        if shape_name == "relative-location":
+            url = path
+        elif shape is not None and shape_name == "foreign-location":
+            url = str(shape.options["origin"]) + path
+        else:
+            url = self._origin() + path
         which = {"operation-location-only": "operation-location", "both-polling-headers": "both"}.get(
             shape_name or "", self._config.operation_header
         )
@@ -376,7 +381,9 @@ class GraphApi:
             params = {k: v for k, v in query.items() if k in ("$filter", "$top", "$select", "$orderby")}
             params["$skiptoken"] = base64.urlsafe_b64encode(f"offset:{offset + page_size}".encode()).decode()
             encoded = urlencode(params, quote_via=quote, safe="$,'")
-            payload["@odata.nextLink"] = f"{prefix}/employeeExperience/communities?{encoded}"
+            foreign = self._scenarios.take_first("list-shape", "list")
+            link_prefix = f"{foreign.options['origin']}/{request.version}" if foreign else prefix
+            payload["@odata.nextLink"] = f"{link_prefix}/employeeExperience/communities?{encoded}"
         payload["value"] = [_select(item, request, COMMUNITY_PROPERTIES, "community") for item in page]
         return Response.json(200, _metadata(payload, request))
 

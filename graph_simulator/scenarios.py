@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 ROUTES = ("create", "operation", "community", "list", "users", "members", "token", "any")
 # Routes the Viva Engage rate limit counts ("Viva Engage API calls"); users and groups are plain Graph.
@@ -22,7 +23,16 @@ ENGAGE_ROUTES = frozenset({"create", "operation", "community", "list"})
 RETRY_AFTER_FORMS = ("auto", "seconds", "fractional", "http-date", "none")
 UNLIMITED = "unlimited"
 
-Kind = Literal["operation", "create-shape", "create-check", "fault-before", "fault-after", "rate-limit"]
+Kind = Literal[
+    "operation",
+    "create-shape",
+    "create-check",
+    "list-shape",
+    "success-header",
+    "fault-before",
+    "fault-after",
+    "rate-limit",
+]
 
 
 class ScenarioError(ValueError):
@@ -93,6 +103,16 @@ def _text(text: str) -> str:
     return text
 
 
+def _origin(text: str) -> str:
+    """``scheme://host[:port]``: where a foreign URL points (a trailing slash is dropped)."""
+    parts = urlsplit(text.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/"):
+        raise ValueError("must be an origin such as http://127.0.0.1:8091 (scheme and host, no path)")
+    if parts.query or parts.fragment:
+        raise ValueError("must be an origin without query or fragment")
+    return f"{parts.scheme}://{parts.netloc}"
+
+
 def _times(default: int | None) -> Option:
     shown = UNLIMITED if default is None else default
     return Option("times", _count, default, f"how many times it fires, or '{UNLIMITED}' (default {shown})")
@@ -108,6 +128,12 @@ def _route(default: str = "any") -> Option:
     )
 
 
+_FOREIGN_ORIGIN = Option(
+    "origin",
+    _origin,
+    "http://127.0.0.1:1",
+    "origin of the foreign URL, e.g. another simulator's (default http://127.0.0.1:1, where nothing listens)",
+)
 _POLLS = Option("polls", _int(1, 1000), None, "poll on which the operation turns terminal (default: global)")
 _RETRY_AFTER_FORM = Option(
     "form",
@@ -206,6 +232,32 @@ CATALOG: dict[str, ScenarioSpec] = {
             "create-shape",
             "the create sends Location and Operation-Location",
             (_times(None),),
+        ),
+        ScenarioSpec(
+            "foreign-location",
+            "create-shape",
+            "the polling header points to another origin (the community is created): a client must not "
+            "send its token there",
+            (_FOREIGN_ORIGIN, _times(None)),
+        ),
+        ScenarioSpec(
+            "foreign-next-link",
+            "list-shape",
+            "community list pages' @odata.nextLink point to another origin: a client must not send its "
+            "token there",
+            (_FOREIGN_ORIGIN, _times(None)),
+        ),
+        ScenarioSpec(
+            "operation-retry-after",
+            "success-header",
+            "successful creates (202) and/or operation polls (200) carry Retry-After (Graph's long-running "
+            "operation pattern)",
+            (
+                Option("retry_after", _float(0, 86400), 60.0, "seconds to ask for"),
+                _RETRY_AFTER_FORM,
+                Option("on", _choice("create", "operation", "both"), "both", "which answers carry it"),
+                _times(None),
+            ),
         ),
         ScenarioSpec(
             "duplicate-name-conflict",

@@ -337,6 +337,8 @@ class GraphSimulator:
             self._reset(handler)
             return
         response = self._run(route, request, request_id, client_request_id)
+        if 200 <= response.status < 300:
+            self._add_success_retry_after(route.name, response)
         response.headers.setdefault("request-id", request_id)
         response.headers.setdefault("client-request-id", client_request_id)
         after = self.scenarios.take_all("fault-after", route.name, lambda s: not _reset_without_commit(s))
@@ -389,6 +391,20 @@ class GraphSimulator:
             logger.exception("Graph simulator failed on %s %s", request.method, request.path)
             crash = GraphApiError(500, "generalException", "Unexpected error in the Graph simulator.")
             return self._error_response(crash, request_id, client_request_id)
+
+    def _add_success_retry_after(self, route_name: str, response: Response) -> None:
+        """``operation-retry-after``: a successful create or poll asks for a wait before the next poll."""
+        if route_name not in ("create", "operation"):
+            return
+        scenario = self.scenarios.take_first(
+            "success-header", route_name, lambda s: s.options["on"] in (route_name, "both")
+        )
+        if scenario is None:
+            return
+        options = scenario.options
+        value = format_retry_after(float(options["retry_after"]), str(options["form"]), self.now())
+        if value is not None:
+            response.headers["Retry-After"] = value
 
     def _fault_error(self, fault: ActiveScenario) -> GraphApiError:
         options = fault.options

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urljoin
@@ -170,6 +171,145 @@ def test_polling_header_names(
     graph_sim.set_scenario(scenario)
     response = create()
     assert {name for name in ("Location", "Operation-Location") if name in response.headers} == expected
+
+
+def test_foreign_location_points_the_polling_url_to_another_origin(
+    graph_sim: GraphSimulator, create: CreateFn, graph: requests.Session
+) -> None:
+    graph_sim.set_scenario("foreign-location")
+    location = create().headers["Location"]
+
+    # Default origin: a port where nothing listens. The path is a normal Location's: only the origin differs.
+    assert location.startswith("http://127.0.0.1:1/v1.0/employeeExperience/engagementAsyncOperations('")
+    assert len(graph_sim.communities()) == 1  # Graph accepted the create
+    same_operation_here = location.replace("http://127.0.0.1:1", graph_sim.url)
+    assert graph.get(same_operation_here).json()["status"] == "notStarted"
+
+
+def test_foreign_location_follows_the_configured_polling_headers(
+    graph_sim_factory: Callable[..., GraphSimulator],
+) -> None:
+    sim = graph_sim_factory(operation_header="both")
+    sim.set_scenario("foreign-location", origin="https://evil.example:8443/", times=1)
+    session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {get_token(sim)}"
+    url = f"{sim.graph_base_url}/employeeExperience/communities"
+
+    first = session.post(url, json=community_body(), timeout=5)
+    second = session.post(url, json=community_body(displayName="Second"), timeout=5)
+
+    for name in ("Location", "Operation-Location"):
+        assert first.headers[name].startswith("https://evil.example:8443/v1.0/employeeExperience/")
+        assert second.headers[name].startswith(sim.url + "/v1.0/")  # times=1
+
+
+def test_foreign_next_link_points_list_pages_to_another_origin(
+    graph_sim: GraphSimulator, graph: requests.Session
+) -> None:
+    url = f"{graph_sim.graph_base_url}/employeeExperience/communities"
+    graph_sim.set_scenario("foreign-next-link", origin="http://127.0.0.1:9", times=1)
+    graph_sim.add_community("Alone")
+
+    single_page = graph.get(url, timeout=5).json()
+    assert "@odata.nextLink" not in single_page
+    assert graph_sim.scenarios.active()[0]["remaining"] == 1  # only a page with a next link uses it up
+
+    for index in range(24):
+        graph_sim.add_community(f"Crowd {index}")
+    first = graph.get(url, timeout=5).json()
+    next_link = first["@odata.nextLink"]
+    assert next_link.startswith("http://127.0.0.1:9/v1.0/employeeExperience/communities?")
+    assert "$skiptoken" in next_link
+    # Only the origin is foreign: the same link on the simulator's own origin is the real next page.
+    second = graph.get(next_link.replace("http://127.0.0.1:9", graph_sim.url), timeout=5).json()
+    assert len(first["value"]) + len(second["value"]) == 25
+    assert graph_sim.scenarios.active() == []
+
+
+@pytest.mark.parametrize(
+    "origin", ["ftp://127.0.0.1:21", "http://127.0.0.1:9/v1.0", "127.0.0.1:9", "http://"]
+)
+def test_foreign_origin_must_be_an_origin(graph_sim: GraphSimulator, origin: str) -> None:
+    with pytest.raises(ScenarioError, match="origin"):
+        graph_sim.set_scenario("foreign-location", origin=origin)
+
+
+# --- Retry-After on successful answers ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("on", "on_create", "on_polls"),
+    [("both", "75", ["75", "75"]), ("create", "75", [None, None]), ("operation", None, ["75", "75"])],
+)
+def test_operation_retry_after_on_successful_answers(
+    graph_sim: GraphSimulator,
+    create: CreateFn,
+    graph: requests.Session,
+    on: str,
+    on_create: str | None,
+    on_polls: list[str | None],
+) -> None:
+    graph_sim.set_scenario("operation-retry-after", retry_after=75, on=on)
+    created = create()
+    polls = [graph.get(created.headers["Location"]) for _ in range(2)]
+
+    assert created.status_code == 202
+    assert created.headers.get("Retry-After") == on_create
+    assert [poll.status_code for poll in polls] == [200, 200]
+    assert [poll.headers.get("Retry-After") for poll in polls] == on_polls
+
+
+def test_operation_retry_after_default_is_60_on_both_for_every_answer(
+    graph_sim: GraphSimulator, create: CreateFn, graph: requests.Session
+) -> None:
+    assert graph_sim.set_scenario("operation-retry-after")["remaining"] is None
+    created = create()
+    assert created.headers["Retry-After"] == "60"
+    assert {graph.get(created.headers["Location"]).headers["Retry-After"] for _ in range(4)} == {"60"}
+
+
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        ({"retry_after": 2.128}, "2.128"),
+        ({"retry_after": 2.128, "form": "seconds"}, "3"),
+        ({"form": "none"}, None),
+    ],
+)
+def test_operation_retry_after_forms(
+    graph_sim: GraphSimulator, create: CreateFn, options: dict[str, Any], expected: str | None
+) -> None:
+    graph_sim.set_scenario("operation-retry-after", on="create", **options)
+    assert create().headers.get("Retry-After") == expected
+
+
+def test_operation_retry_after_as_http_date_uses_the_simulator_clock(
+    graph_sim: GraphSimulator, create: CreateFn
+) -> None:
+    graph_sim.advance_clock(3600)
+    graph_sim.set_scenario("operation-retry-after", retry_after=120, form="http-date")
+    when = parsedate_to_datetime(create().headers["Retry-After"]).timestamp()
+    assert graph_sim.now() + 118 <= when <= graph_sim.now() + 121
+
+
+def test_operation_retry_after_counts_answers_and_skips_errors_and_other_routes(
+    graph_sim: GraphSimulator, create: CreateFn, graph: requests.Session
+) -> None:
+    location = create().headers["Location"]
+    graph_sim.set_scenario("throttle", retry_after=1, route="operation", times=1)
+    graph_sim.set_scenario("operation-retry-after", retry_after=45, times=2)
+
+    listed = graph.get(f"{graph_sim.graph_base_url}/employeeExperience/communities", timeout=5)
+    polls = [graph.get(location) for _ in range(4)]
+
+    assert "Retry-After" not in listed.headers
+    # The 429 keeps its own Retry-After and does not use up the scenario; two successes carry it, then none.
+    assert [(p.status_code, p.headers.get("Retry-After")) for p in polls] == [
+        (429, "1"),
+        (200, "45"),
+        (200, "45"),
+        (200, None),
+    ]
 
 
 # --- duplicate names ----------------------------------------------------------------------------------------
@@ -404,6 +544,9 @@ def test_catalog_is_complete() -> None:
         "segment-id-location",
         "operation-location-only",
         "both-polling-headers",
+        "foreign-location",
+        "foreign-next-link",
+        "operation-retry-after",
         "duplicate-name-conflict",
         "throttle",
         "server-error",
