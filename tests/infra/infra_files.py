@@ -130,10 +130,10 @@ def host_json_setting_names() -> set[str]:
 
 def function_bindings() -> list[dict[str, Any]]:
     """Every binding of every function of `function_app.app`, as the worker reports them to the host."""
-    import function_app
-    from devhost.indexing import index_app
+    # The dev host's indexer: a bare second `get_functions()` on the shared app object raises, it does not.
+    from devhost.indexing import index_app, load_app
 
-    return [binding for function in index_app(function_app.app).functions for binding in function.bindings]
+    return [binding for fn in index_app(load_app("function_app:app")).functions for binding in fn.bindings]
 
 
 def binding_setting_names(bindings: list[dict[str, Any]]) -> set[str]:
