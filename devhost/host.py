@@ -15,8 +15,6 @@ import logging
 import os
 import secrets
 import threading
-import time
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +32,7 @@ from devhost.indexing import AppIndex, FunctionInfo, IndexingError, index_app, l
 from devhost.local_settings import SettingsError, host_extension_section, resolve_setting_expressions
 from devhost.management import ManagementApi
 from devhost.queues import QueueOptions, QueueOutputSink, QueueTriggers
-from devhost.worker import OutputSink, call_user_function, call_with_output_bindings
+from devhost.worker import OutputSink, call_user_function, call_with_output_bindings, invocation_log
 
 log = logging.getLogger("devhost")
 
@@ -175,42 +173,30 @@ class FunctionHost:
         with self._running_lock:
             return self._running
 
-    def invoke(self, fn: FunctionInfo, trigger_value: Any, *, detail: str = "") -> Any:
+    def invoke(self, fn: FunctionInfo, trigger_value: Any, *, reason: str, detail: str = "") -> Any:
         """Call `fn` like the worker: trigger + durable client + outputs (+ context); returns its result.
 
         Outputs (`func.Out` parameters) are written to the sink only after a successful call. Exceptions
         propagate to the caller (HTTP → 500, queue → retry), after the failure has been logged.
         """
-        invocation_id = str(uuid.uuid4())
         kwargs: dict[str, Any] = {fn.trigger["name"]: trigger_value}
         for binding in fn.bindings:
             if binding.get("type") == "durableClient":
                 kwargs[binding["name"]] = self.durable_client_json(binding)
-        if "context" in inspect.signature(fn.user_function).parameters and "context" not in kwargs:
-            kwargs["context"] = InvocationContext(invocation_id, fn.name, os.getcwd())
         with self._running_lock:
             self._running += 1
-        started = time.monotonic()
-        outcome = "Failed"
         try:
-            result = call_with_output_bindings(fn, kwargs, self.sink)
-            outcome = "Succeeded"
-            return result
-        except Exception:
-            log.exception("Executed 'Functions.%s' failed (Id=%s)", fn.name, invocation_id)
-            raise
+            with invocation_log(fn.name, reason, detail) as invocation_id:
+                if "context" in inspect.signature(fn.user_function).parameters and "context" not in kwargs:
+                    kwargs["context"] = InvocationContext(invocation_id, fn.name, os.getcwd())
+                try:
+                    return call_with_output_bindings(fn, kwargs, self.sink)
+                except Exception:
+                    log.exception("Executed 'Functions.%s' failed (Id=%s)", fn.name, invocation_id)
+                    raise
         finally:
             with self._running_lock:
                 self._running -= 1
-            duration = int((time.monotonic() - started) * 1000)
-            log.info(
-                "Executed 'Functions.%s' (%s, Id=%s, Duration=%dms)%s",
-                fn.name,
-                outcome,
-                invocation_id,
-                duration,
-                f" {detail}" if detail else "",
-            )
 
     def startup_table(self) -> str:
         """`func start`-style listing of the functions and their triggers."""

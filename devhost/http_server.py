@@ -15,6 +15,7 @@ import azure.functions as func
 from azure.functions.http import HttpRequest as WorkerHttpRequest
 
 from devhost.management import ApiResponse, ManagementApi
+from devhost.worker import HTTP_REASON
 
 if TYPE_CHECKING:
     from devhost.host import FunctionHost
@@ -161,7 +162,7 @@ class _Handler(BaseHTTPRequestHandler):
             body=body,
         )
         try:
-            result = host.invoke(fn.info, request, detail=f"{self.command} {path}")
+            result = host.invoke(fn.info, request, reason=HTTP_REASON, detail=f"{self.command} {path}")
         except Exception:
             return ApiResponse(500)
         return _to_response(result)

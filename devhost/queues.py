@@ -33,6 +33,7 @@ from devhost.local_settings import (
     parse_timespan,
     resolve_setting_expressions,
 )
+from devhost.worker import QUEUE_REASON
 
 if TYPE_CHECKING:
     from devhost.host import FunctionHost
@@ -264,7 +265,10 @@ class QueueTriggerListener:
         )
         try:
             self._host.invoke(
-                self.fn, queue_message, detail=f"queue={self.queue_name} dequeueCount={dequeue_count}"
+                self.fn,
+                queue_message,
+                reason=QUEUE_REASON.format(queue=self.queue_name),
+                detail=f"queue={self.queue_name} dequeueCount={dequeue_count}",
             )
         except Exception:
             if dequeue_count >= max_dequeue:

@@ -8,9 +8,13 @@ calling thread (the worker uses a thread pool for them).
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
+import time
 import traceback
-from collections.abc import Coroutine, Mapping
+import uuid
+from collections.abc import Coroutine, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any, Protocol
 
 import azure.functions as func
@@ -18,6 +22,13 @@ from azure.functions import meta
 from azure.functions.durable_functions import ActivityTriggerConverter
 
 from devhost.indexing import FunctionInfo
+
+log = logging.getLogger("devhost")
+
+# The trigger reasons `func start` prints in its "Executing" lines (durable triggers give none: "(null)").
+HTTP_REASON = "This function was programmatically called via the host APIs."
+QUEUE_REASON = "New queue message detected on '{queue}'."
+DURABLE_REASON = "(null)"
 
 
 class OutputSink(Protocol):
@@ -100,10 +111,33 @@ def call_with_output_bindings(fn: FunctionInfo, kwargs: Mapping[str, Any], sink:
     return result
 
 
+@contextmanager
+def invocation_log(name: str, reason: str, detail: str = "") -> Iterator[str]:
+    """The host's `Executing '...'` / `Executed '...' (Succeeded|Failed, ...)` lines around one invocation;
+    yields the invocation id. Inputs and outputs are never logged (they may hold callback URLs)."""
+    invocation_id = str(uuid.uuid4())
+    log.info("Executing 'Functions.%s' (Reason='%s', Id=%s)", name, reason, invocation_id)
+    started = time.monotonic()
+    outcome = "Failed"
+    try:
+        yield invocation_id
+        outcome = "Succeeded"
+    finally:
+        log.info(
+            "Executed 'Functions.%s' (%s, Id=%s, Duration=%dms)%s",
+            name,
+            outcome,
+            invocation_id,
+            int((time.monotonic() - started) * 1000),
+            f" {detail}" if detail else "",
+        )
+
+
 def invoke_orchestrator(fn: FunctionInfo, context_json: str) -> str:
     """Run one orchestrator episode: returns the OrchestratorState JSON text, or raises like the SDK does
     (uncaught errors carry the state after `$OutOfProcData$:`)."""
-    result = call_user_function(fn, {fn.trigger_parameter: func.OrchestrationContext(context_json)})
+    with invocation_log(fn.name, DURABLE_REASON):
+        result = call_user_function(fn, {fn.trigger_parameter: func.OrchestrationContext(context_json)})
     return str(result)
 
 
@@ -111,9 +145,11 @@ def invoke_activity(fn: FunctionInfo, input_json: str, sink: OutputSink | None) 
     """Run an activity with the worker's conversions: input decoded by `ActivityTriggerConverter` (df_loads
     with raw-string fallback), output encoded with df_dumps. Raises ActivityFailed on any error."""
     try:
-        argument = ActivityTriggerConverter.decode(meta.Datum(input_json, "string"), trigger_metadata=None)
-        result = call_with_output_bindings(fn, {fn.trigger_parameter: argument}, sink)
-        encoded = ActivityTriggerConverter.encode(result, expected_type=None)
+        with invocation_log(fn.name, DURABLE_REASON):
+            datum = meta.Datum(input_json, "string")
+            argument = ActivityTriggerConverter.decode(datum, trigger_metadata=None)
+            result = call_with_output_bindings(fn, {fn.trigger_parameter: argument}, sink)
+            encoded = ActivityTriggerConverter.encode(result, expected_type=None)
     except Exception as exc:
         raise ActivityFailed(type(exc).__name__, str(exc), "".join(traceback.format_exception(exc))) from exc
     return str(encoded.value)

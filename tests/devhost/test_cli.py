@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
+import time
 from pathlib import Path
+from typing import Any
 
 import requests
 
@@ -37,6 +40,57 @@ def test_serves_app_with_local_settings_where_the_environment_wins(tmp_path: Pat
     assert "Executed 'Functions.setting' (Succeeded" in output
     assert "Executed 'Functions.get_item' (Succeeded" in output
     assert "secret=hidden" not in output  # query strings (keys, tokens) are never logged
+
+
+def _wait_finished(status_url: str, timeout: float = 30.0) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        status = dict(requests.get(status_url, timeout=5).json())
+        if status["runtimeStatus"] in ("Completed", "Failed"):
+            return status
+        assert time.monotonic() < deadline, f"gave up waiting; last status {status}"
+        time.sleep(0.05)
+
+
+def test_logs_orchestrator_and_activity_invocations_without_inputs_or_outputs(tmp_path: Path) -> None:
+    port = free_port()
+    host = DevHostProcess(
+        ["--port", str(port), "--app", "tests.devhost.apps.logged:app", "--state", str(tmp_path / "s.db")],
+        cwd=tmp_path,
+    )
+    callback = "https://flow.example/callback?sig=top-secret-signature"
+    try:
+        host.wait_started()
+        base = f"http://127.0.0.1:{port}/api/start"
+        statuses = [
+            _wait_finished(
+                requests.post(
+                    f"{base}/{name}", json={"callbackUrl": callback, "fail": fail}, timeout=10
+                ).json()["statusQueryGetUri"]
+            )
+            for name, fail in (("works", False), ("fails", True))
+        ]
+    finally:
+        host.interrupt()
+    assert [s["runtimeStatus"] for s in statuses] == ["Completed", "Failed"]
+    output = host.output
+    uuid = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+    for name in ("relay", "deliver"):
+        started = re.findall(rf"Executing 'Functions\.{name}' \(Reason='\(null\)', Id=({uuid})\)", output)
+        finished = re.findall(
+            rf"Executed 'Functions\.{name}' \((Succeeded|Failed), Id=({uuid}), Duration=\d+ms\)", output
+        )
+        # Every invocation logs both lines with one id; the orchestrator runs once per episode.
+        assert sorted(started) == sorted(invocation for _, invocation in finished)
+        assert {outcome for outcome, _ in finished} == {"Succeeded", "Failed"}
+    assert len(re.findall("Executing 'Functions.deliver'", output)) == 2
+    assert re.search(
+        rf"Executing 'Functions\.start' \(Reason='This function was programmatically called via the host "
+        rf"APIs\.', Id={uuid}\)",
+        output,
+    )
+    assert "top-secret-signature" not in output  # neither inputs nor outputs are logged
+    assert "flow.example" not in output
 
 
 def test_indexing_error_is_printed_and_stops_the_start(tmp_path: Path) -> None:
