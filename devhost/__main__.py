@@ -10,9 +10,11 @@ import sys
 import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from types import FrameType
 
 from devhost.clock import Clock, RealClock, ScaledClock
+from devhost.durable.store import latest_recorded_time
 from devhost.host import FUNCTION_KEYS_SETTING, MASTER_KEY_SETTING, DevHostRuntime
 from devhost.indexing import IndexingError
 from devhost.local_settings import SettingsError, apply_local_settings, read_host_json, read_local_settings
@@ -69,8 +71,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def make_clock(speed: float | None) -> Clock:
-    return RealClock() if speed is None or speed == 1 else ScaledClock(speed)
+def make_clock(speed: float | None, state_path: str | Path) -> Clock:
+    """Real time, or `speed` times faster. A restart continues from the latest time the state file recorded
+    when that is ahead of real time (a scaled clock runs ahead), so orchestration time never goes backwards
+    and timers that were due before a stop fire right away."""
+    rate = 1.0 if speed is None else speed
+    resume_from = latest_recorded_time(state_path)
+    if resume_from is not None and resume_from > datetime.now(UTC):
+        return ScaledClock(rate, start=resume_from)
+    return RealClock() if rate == 1 else ScaledClock(rate)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -84,7 +93,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         host_json = read_host_json(args.host_json)
         runtime = DevHostRuntime(
             args.app,
-            clock=make_clock(args.clock_speed),
+            clock=make_clock(args.clock_speed, args.state),
             state_path=args.state,
             host_json=host_json,
             port=args.port,

@@ -76,14 +76,15 @@ class RealClock(_SleepingClock):
 
 
 class ScaledClock(_SleepingClock):
-    """Virtual time that runs `speed` times faster than real time, starting at the real time of creation."""
+    """Virtual time that runs `speed` times faster than real time, from `start` (default: the real time of
+    creation; a restarted dev host passes the latest time its store recorded, so time never goes back)."""
 
-    def __init__(self, speed: float) -> None:
+    def __init__(self, speed: float, start: datetime | None = None) -> None:
         if speed <= 0:
             raise ValueError(f"clock speed must be > 0, got {speed}")
         super().__init__()
         self.speed = speed
-        self._anchor_virtual = datetime.now(UTC)
+        self._anchor_virtual = datetime.now(UTC) if start is None else _require_aware(start)
         self._anchor_monotonic = _time.monotonic()
 
     def now(self) -> datetime:

@@ -83,7 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Another Azurite (or anything) on the default ports: run ours on free ports instead of failing.
         ports=None if busy else AZURITE_DEFAULT_PORTS,
     )
-    clock = make_clock(args.clock_speed)
+    clock = make_clock(args.clock_speed, args.state)
     simulator = GraphSimulator(port=args.graph_port, clock=clock.time)
     runtime: DevHostRuntime | None = None
     try:

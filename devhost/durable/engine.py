@@ -51,6 +51,9 @@ TERMINAL_STATES = frozenset({COMPLETED, FAILED, TERMINATED})
 _OUT_OF_PROC_DATA_MARKER = "\n\n$OutOfProcData$:"
 _INVALID_INSTANCE_ID = re.compile(r"[/\\#?\x00-\x1f\x7f-\x9f]")
 _ORCHESTRATION_WORKERS = 4
+_MAX_CUSTOM_STATUS_KB = 16  # DurableOrchestrationContext.SetCustomStatus
+# How often (real seconds) the clock's time is saved, so that a killed scaled clock resumes close to it.
+_CLOCK_RECORD_INTERVAL_SECONDS = 1.0
 
 
 class DurableEngineError(Exception):
@@ -109,6 +112,7 @@ class DurableEngine:
         self._busy_instances: set[str] = set()
         self._running_activities = 0
         self._dispatcher: threading.Thread | None = None
+        self._clock_recorder: threading.Thread | None = None
         self._orchestration_pool = ThreadPoolExecutor(
             _ORCHESTRATION_WORKERS, thread_name_prefix="devhost-episode"
         )
@@ -129,16 +133,35 @@ class DurableEngine:
             target=self._dispatch_loop, name="devhost-dispatcher", daemon=True
         )
         self._dispatcher.start()
+        self._clock_recorder = threading.Thread(
+            target=self._record_clock_loop, name="devhost-clock-recorder", daemon=True
+        )
+        self._clock_recorder.start()
 
     def stop(self) -> None:
         """Stop dispatching, wait for running episodes and activities, release the SQLite file."""
+        if self._stopping.is_set():
+            return  # already stopped: the store is closed
         self._stopping.set()
         self._signal_work()
-        if self._dispatcher is not None:
-            self._dispatcher.join()
+        for thread in (self._dispatcher, self._clock_recorder):
+            if thread is not None:
+                thread.join()
         self._orchestration_pool.shutdown(wait=True)
         self._activity_pool.shutdown(wait=True)
+        self._record_clock()
         self.store.close()
+
+    def _record_clock_loop(self) -> None:
+        while not self._stopping.wait(_CLOCK_RECORD_INTERVAL_SECONDS):
+            try:
+                self._record_clock()
+            except Exception:
+                logger.exception("could not record the clock time")
+
+    def _record_clock(self) -> None:
+        with self.store.transaction() as tx:
+            tx.record_time(self.clock.time())
 
     # -- client operations (what the extension's management API does) --------------------------------------
 
@@ -517,6 +540,7 @@ class _Episode:
         self.decisions = Decisions()
         self.state: dict[str, Any] = {}
         self.failure: str | None = None
+        self.custom_status_json: str | None = None
         self.terminate_reason: str | None = next(
             (
                 e.get("Input") or ""
@@ -546,6 +570,11 @@ class _Episode:
             self.state = _call_orchestrator(function, context_json, name)
             if self.engine.episode_observer is not None:
                 self.engine.episode_observer(context_json, json.dumps(self.state))
+            # The shim sets the custom status before it replays any action: too large fails the episode.
+            if self.state.get("customStatus") is not None:
+                self.custom_status_json = _serialize_custom_status(
+                    self.state["customStatus"], name, uncaught=bool(self.state.get("error"))
+                )
             self.decisions = replay_actions(
                 self.state,
                 history,
@@ -567,8 +596,8 @@ class _Episode:
             appended.append(self._execution_completed(TERMINATED, self.terminate_reason))
             self._finish(tx, appended, TERMINATED, json.dumps(self.terminate_reason))
             return
-        if "customStatus" in self.state:
-            instance.custom_status = json.dumps(self.state["customStatus"])
+        if self.custom_status_json is not None:
+            instance.custom_status = self.custom_status_json
         appended.extend(self.decisions.new_events)
         done = bool(self.state.get("isDone")) and not self.decisions.has_open_tasks
         if self.failure is not None:
@@ -711,6 +740,24 @@ def _call_orchestrator(function: Any, context_json: str, name: str) -> dict[str,
             "The data returned by the out-of-process function execution was not valid json."
         )
     return parsed
+
+
+def _serialize_custom_status(value: Any, name: str, *, uncaught: bool) -> str:
+    """`SetCustomStatus`: compact JSON whose UTF-16 size (whole KB, rounded down) must not exceed 16 KB
+    (MessagePayloadDataConverter.Serialize). The extension's ArgumentException fails the orchestration; with
+    an uncaught orchestrator error (`$OutOfProcData$`) it escapes unwrapped, so DTFx records its bare
+    message."""
+    serialized = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    size_kb = len(serialized.encode("utf-16-le", errors="surrogatepass")) // 1024
+    if size_kb <= _MAX_CUSTOM_STATUS_KB:
+        return serialized
+    message = (
+        f"The UTF-16 size of the JSON-serialized payload must not exceed {_MAX_CUSTOM_STATUS_KB:,} KB. "
+        f"The current payload size is {size_kb:,} KB."
+    )
+    raise OrchestrationFailedError(
+        message if uncaught else ORCHESTRATOR_FAILED.format(name=name, error=message)
+    )
 
 
 def _status_payload(row: InstanceRow, *, show_input: bool) -> dict[str, Any]:

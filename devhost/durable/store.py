@@ -8,6 +8,7 @@ process killed at any moment restarts from a consistent state. Layout:
 * `messages`   — the orchestrator inbox: events (ExecutionStarted, TaskCompleted, TimerFired, EventRaised,
                  ...) due at a time; an episode consumes every message due for its instance at once.
 * `activities` — activity work items; `running` ones are reset to `pending` on start-up (at-least-once).
+* `clock`      — the latest clock time the engine saw (one row): a restarted scaled clock continues there.
 """
 
 from __future__ import annotations
@@ -63,6 +64,10 @@ CREATE TABLE IF NOT EXISTS activities (
     name TEXT NOT NULL,
     input TEXT NOT NULL,
     status TEXT NOT NULL DEFAULT 'pending'
+);
+CREATE TABLE IF NOT EXISTS clock (
+    id INTEGER PRIMARY KEY CHECK (id = 0),
+    latest REAL NOT NULL
 );
 """
 
@@ -150,6 +155,20 @@ class Store:
                 self._connection.execute("ROLLBACK")
                 raise
             self._connection.execute("COMMIT")
+
+
+def latest_recorded_time(path: str | Path) -> datetime | None:
+    """The latest time a store file recorded (clock, instance updates, delivered events), or None when there
+    is no store yet."""
+    if not Path(path).exists():
+        return None
+    store = Store(path)
+    try:
+        with store.transaction() as tx:
+            latest = tx.latest_recorded_time()
+    finally:
+        store.close()
+    return None if latest is None else datetime.fromtimestamp(latest, UTC)
 
 
 class Transaction:
@@ -327,3 +346,22 @@ class Transaction:
     def count_activities(self) -> int:
         (count,) = self._db.execute("SELECT COUNT(*) FROM activities").fetchone()
         return int(count)
+
+    # -- clock ---------------------------------------------------------------------------------------------
+
+    def record_time(self, now: float) -> None:
+        self._db.execute(
+            "INSERT INTO clock (id, latest) VALUES (0, ?) ON CONFLICT (id) DO UPDATE SET latest = "
+            "MAX(latest, excluded.latest)",
+            (now,),
+        )
+
+    def latest_recorded_time(self) -> float | None:
+        """Epoch seconds of the latest recorded time. Timer messages are left out: they are due in the
+        future, the other messages were queued at the time they are due."""
+        (latest,) = self._db.execute(
+            "SELECT MAX(t) FROM (SELECT latest AS t FROM clock "
+            "UNION ALL SELECT MAX(last_updated_time) FROM instances "
+            "UNION ALL SELECT MAX(due) FROM messages WHERE timer_id IS NULL)"
+        ).fetchone()
+        return None if latest is None else float(latest)

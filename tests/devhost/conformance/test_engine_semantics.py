@@ -334,3 +334,65 @@ def test_a_scaled_clock_fires_timers_sooner_but_orchestrations_see_the_full_inte
     elapsed = time.monotonic() - began
     assert 3600 <= status["output"] < 3600 + 7200 * 0.5  # the full hour, plus scheduling slack
     assert 0.4 <= elapsed < 2.0
+
+
+def _status_size_app() -> df.DFApp:
+    """Sets a custom status of `size` UTF-16 code units of JSON, between two activities."""
+    app = df.DFApp()
+
+    @app.orchestration_trigger(context_name="context")
+    def sized_status(context: df.DurableOrchestrationContext) -> Any:
+        options = context.get_input()
+        context.set_custom_status("small")
+        yield context.call_activity("noop", 1)
+        # A JSON string of n characters serializes to n + 2 UTF-16 code units (2 bytes each).
+        context.set_custom_status(options["char"] * (options["units"] - 2))
+        if options.get("raise"):
+            raise RuntimeError("after the status")
+        yield context.call_activity("noop", 2)
+        return "done"
+
+    @app.activity_trigger(input_name="value")
+    def noop(value: int) -> int:
+        return value
+
+    return app
+
+
+def test_custom_status_up_to_16_kb_of_utf16_is_accepted(make_engine: EngineFactory) -> None:
+    harness = make_engine(_status_size_app())
+    # 17407 bytes is 16 KB after the extension's rounding down; CJK characters are 3 bytes in UTF-8 but one
+    # UTF-16 unit, and stay unescaped in the serialized JSON (Newtonsoft's default escaping).
+    status = harness.run_to_end(harness.start("sized_status", {"char": "語", "units": 17407 // 2}))
+    assert status["runtimeStatus"] == "Completed"
+    assert status["customStatus"] == "語" * (17407 // 2 - 2)
+
+
+def test_custom_status_over_16_kb_fails_the_orchestration_with_the_extensions_message(
+    make_engine: EngineFactory,
+) -> None:
+    harness = make_engine(_status_size_app())
+    instance_id = harness.start("sized_status", {"char": "x", "units": 17408 // 2})
+    status = harness.run_to_end(instance_id)
+    assert status["runtimeStatus"] == "Failed"
+    assert status["output"] == (
+        "Orchestrator function 'sized_status' failed: The UTF-16 size of the JSON-serialized payload "
+        "must not exceed 16 KB. The current payload size is 17 KB."
+    )
+    assert status["customStatus"] == "small"  # SetCustomStatus threw: the previous value stays
+    # The shim sets the custom status before replaying actions: the second activity is never scheduled.
+    scheduled = [e for e in harness.engine.history(instance_id) if e["EventType"] == 4]
+    assert len(scheduled) == 1
+
+
+def test_oversized_custom_status_with_an_uncaught_error_fails_with_the_bare_message(
+    make_engine: EngineFactory,
+) -> None:
+    harness = make_engine(_status_size_app())
+    status = harness.run_to_end(harness.start("sized_status", {"char": "x", "units": 40000, "raise": True}))
+    assert status["runtimeStatus"] == "Failed"
+    # The ArgumentException escapes the $OutOfProcData$ replay unwrapped; DTFx records its message.
+    assert status["output"] == (
+        "The UTF-16 size of the JSON-serialized payload must not exceed 16 KB. "
+        "The current payload size is 78 KB."
+    )
