@@ -7,16 +7,22 @@ with DevHost(app="function_app:app", settings={...}) as host:
 
 from __future__ import annotations
 
+import atexit
+import contextlib
+import ctypes
 import json
 import os
+import signal
 import socket
 import subprocess
+import sys
 import tempfile
+import threading
 import time
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from types import TracebackType
+from types import FrameType, TracebackType
 from typing import Any
 
 from azure.functions.decorators.function_app import FunctionRegister
@@ -220,9 +226,13 @@ AZURITE_ACCOUNT_KEY = (
 
 
 class Azurite:
-    """An Azurite process (node_modules/.bin), in memory, on the given or free ports; stopped by its PID.
+    """An Azurite process (node_modules/.bin), in memory, on the given or free ports.
 
     `services` picks the binary: ("queue",) runs `azurite-queue`, anything else the full `azurite`.
+    Azurite runs in its own process group, which `stop()` kills. A session that dies without calling `stop()`
+    must not leave it running: every started Azurite is also stopped at interpreter exit, on SIGTERM/SIGHUP
+    (before the previous handler runs), and, when started from the main thread on Linux, by the kernel when
+    this process dies even by SIGKILL or `os._exit` (pytest-timeout's thread method).
     """
 
     def __init__(
@@ -236,6 +246,11 @@ class Azurite:
         self.ports = {service: (ports or {}).get(service) or _free_port() for service in services}
         self._binary = binary_dir / ("azurite-queue" if services == ("queue",) else "azurite")
         self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        """The Azurite process id (also its process group id) while it runs."""
+        return None if self._process is None else self._process.pid
 
     @property
     def connection_string(self) -> str:
@@ -262,13 +277,16 @@ class Azurite:
         ]
         for service, port in self.ports.items():
             args += [f"--{service}Host", "127.0.0.1", f"--{service}Port", str(port)]
+        _install_cleanup()
         self._process = subprocess.Popen(
             args,
             cwd=tempfile.gettempdir(),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
-            start_new_session=True,
+            start_new_session=True,  # its own process group: stop() kills Azurite and anything it spawned
+            preexec_fn=_parent_death_signal(),  # only a prctl call in the child
         )
+        _running.add(self)
         deadline = time.monotonic() + timeout
         for port in self.ports.values():
             while not port_open(port):
@@ -276,25 +294,29 @@ class Azurite:
                     stderr = (
                         self._process.stderr.read().decode(errors="replace") if self._process.stderr else ""
                     )
-                    raise RuntimeError(
-                        f"Azurite exited with code {self._process.returncode}: {stderr.strip()}"
-                    )
+                    code = self._process.returncode
+                    self.stop()
+                    raise RuntimeError(f"Azurite exited with code {code}: {stderr.strip()}")
                 if time.monotonic() > deadline:
                     self.stop()
                     raise TimeoutError(f"Azurite did not open port {port} within {timeout} s")
                 time.sleep(0.1)
         return self
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 10.0) -> None:
         process, self._process = self._process, None
-        if process is None or process.poll() is not None:
+        _running.discard(self)
+        if process is None:
             return
-        process.terminate()
+        _signal_group(process.pid, signal.SIGTERM)
         try:
-            process.wait(timeout=10)
+            process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+            _signal_group(process.pid, signal.SIGKILL)
+            process.wait(timeout=timeout)
+        _signal_group(process.pid, signal.SIGKILL)  # whatever else is left in its group
+        if process.stderr is not None:
+            process.stderr.close()
 
     def __enter__(self) -> Azurite:
         return self.start()
@@ -303,6 +325,73 @@ class Azurite:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+
+
+# Started Azurite processes not stopped yet, and the cleanup hooks that stop them when the session dies.
+_running: set[Azurite] = set()
+_cleanup_lock = threading.Lock()
+_cleanup_installed = False
+_CLEANUP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+_PR_SET_PDEATHSIG = 1
+
+
+def _signal_group(pgid: int, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signum)
+
+
+def stop_all_azurite() -> None:
+    """Stop every Azurite this process started (atexit and signal hook; safe to call more than once)."""
+    for azurite in list(_running):
+        with contextlib.suppress(Exception):
+            azurite.stop(timeout=2.0)
+
+
+def _install_cleanup() -> None:
+    """Once per process: stop Azurite at exit and on SIGTERM/SIGHUP. Pytest turns SIGINT into
+    KeyboardInterrupt and still tears fixtures down, and atexit covers what it misses."""
+    global _cleanup_installed
+    with _cleanup_lock:
+        if _cleanup_installed:
+            return
+        _cleanup_installed = True
+    atexit.register(stop_all_azurite)
+    if threading.current_thread() is not threading.main_thread():
+        return  # signal handlers can only be set from the main thread; atexit still applies
+    for signum in _CLEANUP_SIGNALS:
+        previous = signal.getsignal(signum)
+        if previous is signal.SIG_IGN or previous is None:
+            continue  # ignored (or set outside Python): the process does not die of it
+        signal.signal(signum, _chained_handler(signum, previous))
+
+
+def _chained_handler(
+    signum: int, previous: Callable[[int, FrameType | None], Any] | int
+) -> Callable[[int, FrameType | None], None]:
+    def handler(received: int, frame: FrameType | None) -> None:
+        stop_all_azurite()
+        if callable(previous):
+            previous(received, frame)
+            return
+        # The default action (terminate): restore it and deliver the signal again.
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+
+    return handler
+
+
+def _parent_death_signal() -> Callable[[], None] | None:
+    """Linux: have the kernel SIGKILL Azurite when the thread that started it dies (even by SIGKILL). Only
+    for the main thread: the signal is tied to the starting thread, not to the process."""
+    if not sys.platform.startswith("linux") or threading.current_thread() is not threading.main_thread():
+        return None
+    libc = ctypes.CDLL(None, use_errno=True)
+    prctl = libc.prctl
+
+    def set_parent_death_signal() -> None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+    return set_parent_death_signal
 
 
 def _free_port() -> int:
