@@ -3,6 +3,11 @@
 Deterministic by construction: time comes from ``context.current_utc_datetime``, waits are durable timers,
 every Graph call is an activity, settings are read by an activity once and carried in the state, and logs are
 written only when not replaying. Decisions (what to wait, which error code) live in ``provisioning.workflow``.
+
+Cancel (``DELETE``) is the external event ``cancel``: every wait of a running request races its timer
+against it, and every step checks it before calling Graph, so a canceled request ends here as ``Canceled``
+and runs the normal notify step (one callback, one result message). An activity already running finishes
+first. Once the outcome is settled the event is ignored: whichever the history records first wins.
 """
 
 from __future__ import annotations
@@ -54,6 +59,9 @@ class _Provisioning:
     def __init__(self, context: df.DurableOrchestrationContext) -> None:
         self.context = context
         self.input, self.state = workflow.split_input(context.get_input())
+        # One wait per execution, shared by every cancelable wait: a fresh wait per timer would leave earlier
+        # ones pending, and the .NET shim hands an event to the oldest pending wait (FIFO).
+        self.cancel_requested = context.wait_for_external_event(workflow.CANCEL_EVENT)
 
     # -- helpers -------------------------------------------------------------------------------------------
 
@@ -74,8 +82,30 @@ class _Provisioning:
         self.context.set_custom_status(workflow.fit_custom_status(document))
         return document
 
+    @property
+    def cancelable(self) -> bool:
+        """Until the outcome is settled; notifying is never interrupted."""
+        return self.state.status is RequestStatus.RUNNING
+
+    def check_canceled(self) -> None:
+        """Raise ``CanceledError`` if a cancel has arrived (known once a wait has listened for it)."""
+        if self.cancelable and self.cancel_requested.is_completed:
+            raise workflow.CanceledError()
+
     def wait(self, seconds: float) -> Steps:
-        yield self.context.create_timer(self.now + timedelta(seconds=seconds))
+        yield from self.wait_until(self.now + timedelta(seconds=seconds))
+
+    def wait_until(self, fire_at: datetime) -> Steps:
+        if not self.cancelable:
+            yield self.context.create_timer(fire_at)
+            return
+        self.check_canceled()
+        timer = self.context.create_timer(fire_at)
+        winner = yield self.context.task_any([timer, self.cancel_requested])
+        if winner is not timer:
+            # A pending timer would keep the instance Running until it fires (protocol gotcha §8.13).
+            timer.cancel()
+            raise workflow.CanceledError()
 
     def call_graph(
         self,
@@ -89,6 +119,7 @@ class _Provisioning:
         other errors returned."""
         throttle_waits = 0
         while True:
+            self.check_canceled()
             try:
                 outcome = yield self.context.call_activity_with_retry(activity, retry, payload)
             except Exception as exc:
@@ -120,9 +151,11 @@ class _Provisioning:
         state = self.state
         try:
             if state.settings is None:
-                state.settings = WorkflowSettings.from_dict(
-                    (yield self.context.call_activity(LOAD_SETTINGS, None))
-                )
+                loading = self.context.call_activity(LOAD_SETTINGS, None)
+                # Also starts listening for a cancel from the first step (a continued execution starts
+                # listening at its first wait, which is its first step).
+                yield self.context.task_any([loading, self.cancel_requested])
+                state.settings = WorkflowSettings.from_dict((yield loading))
             self.publish()
             if state.phase in (Phase.RESOLVING_USERS, Phase.CHECKING_NAME, Phase.CREATING):
                 yield from self.resolve_users()
@@ -137,6 +170,9 @@ class _Provisioning:
             yield from self.add_members()
             state.status = RequestStatus.SUCCEEDED
             self.log(logging.INFO, "community %s is ready", (state.community or {}).get("id"))
+        except workflow.CanceledError as canceled:
+            self.log(logging.INFO, "canceled by the caller in phase %s", state.phase.value)
+            state.fail(canceled)
         except WorkflowError as failure:
             self.log(logging.WARNING, "failed with %s: %s", failure.code.value, failure.message)
             state.fail(failure)
@@ -246,7 +282,7 @@ class _Provisioning:
             fire_at = self.now + timedelta(seconds=delay)
             state.next_check_at = workflow.to_iso(fire_at)
             self.publish()
-            yield self.context.create_timer(fire_at)
+            yield from self.wait_until(fire_at)
             state.next_check_at = None
             state.retry_after_seconds = None
             status, error = yield from self.call_graph(
@@ -274,6 +310,8 @@ class _Provisioning:
                         status["rawStatus"], status.get("statusDetail"), status.get("requestId")
                     )
             if checks_here >= workflow.CHECKS_PER_EXECUTION and self.now < deadline:
+                # A cancel seen in this execution would not reach the next one.
+                self.check_canceled()
                 next_input = workflow.continue_as_new_input(self.input, state)
                 self.publish()
                 self.context.continue_as_new(next_input)
@@ -326,6 +364,8 @@ class _Provisioning:
                 result, error = yield from self.call_graph(
                     ADD_MEMBERS, {"groupId": group_id, "userIds": batch}, "adding members"
                 )
+            except workflow.CanceledError:
+                raise
             except WorkflowError as failure:  # one batch failing is not fatal for the request
                 result, error = None, {"message": failure.message}
             if error is not None:

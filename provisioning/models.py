@@ -86,6 +86,9 @@ class ErrorCode(StrEnum):
     INTERNAL_ERROR = "InternalError"  # the orchestration itself crashed
 
 
+CANCELED_MESSAGE = "The request was canceled. A creation Graph had already accepted is not undone."
+
+
 class CallbackState(StrEnum):
     NONE = "none"
     PENDING = "pending"

@@ -264,8 +264,9 @@ OPERATIONS: tuple[Operation, ...] = (
         path=REQUEST_PATH,
         operation_id="CancelCommunityRequest",
         summary="Cancel a community request",
-        description="Stops a running request. A creation Graph has already accepted is not undone: the "
-        "community may still appear, without members.",
+        description="Stops a running request at its current wait or next step; the request ends as Canceled "
+        "and its callback (and queue result) carries the Canceled status document, once. A creation Graph "
+        "has already accepted is not undone: the community may still appear.",
         parameters=(_REQUEST_ID,),
         visibility="advanced",
         responses={
@@ -276,7 +277,7 @@ OPERATIONS: tuple[Operation, ...] = (
             ),
             "401": _UNAUTHORIZED,
             "404": _problem("NotFound: no request with this id."),
-            "409": _problem("NotCancelable: the request has already finished (see requestStatus)."),
+            "409": _problem("NotCancelable: the request's outcome is already settled (see requestStatus)."),
         },
     ),
     Operation(

@@ -21,6 +21,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from provisioning.models import (
+    CANCELED_MESSAGE,
     CallbackState,
     ErrorCode,
     ErrorInfo,
@@ -34,7 +35,7 @@ from provisioning.problems import PROBLEM_CONTENT_TYPE, ProblemCode, problem
 JSON_CONTENT_TYPE = "application/json"
 RUNNING_RUNTIME_STATUSES = frozenset({"Running", "Pending", "ContinuedAsNew", "Suspended"})
 CANCELED_RUNTIME_STATUSES = frozenset({"Terminated", "Canceled"})
-SETTLED_WHILE_RUNNING = frozenset({RequestStatus.SUCCEEDED, RequestStatus.FAILED})
+SETTLED_WHILE_RUNNING = frozenset({RequestStatus.SUCCEEDED, RequestStatus.FAILED, RequestStatus.CANCELED})
 _HTTP_STATUS = {
     RequestStatus.RUNNING: 202,
     RequestStatus.SUCCEEDED: 200,
@@ -130,8 +131,8 @@ def document_from_durable(instance_id: str, durable: Mapping[str, Any] | None) -
 
     if runtime_status in RUNNING_RUNTIME_STATUSES:
         if last_published is not None and last_published.status in SETTLED_WHILE_RUNNING:
-            # The outcome is settled; only the callback / result message is still being delivered, which can
-            # take minutes of retries. Pollers get the outcome now, and it can no longer be canceled.
+            # The outcome (a cancel included) is settled; only the callback / result message is still
+            # being delivered, which can take minutes of retries. Pollers get the outcome now; it is final.
             return last_published.model_copy(update={"id": instance_id})
         return base.model_copy(update={"id": instance_id, "status": RequestStatus.RUNNING})
     if runtime_status == "Completed":
@@ -140,17 +141,15 @@ def document_from_durable(instance_id: str, durable: Mapping[str, Any] | None) -
             return final.model_copy(update={"id": instance_id})
         return _failed(base, instance_id, updated_at, "The request ended without a result.")
     if runtime_status in CANCELED_RUNTIME_STATUSES:
-        # Terminated: the orchestrator never ran its notify step, so no callback was or will be sent.
+        # Terminated through Durable's management API (the operator fallback for a stuck request; DELETE
+        # raises an event instead): the orchestrator never ran its notify step, so nothing was sent.
         return base.model_copy(
             update={
                 "id": instance_id,
                 "status": RequestStatus.CANCELED,
                 "last_updated_at": updated_at,
                 "callback": None,
-                "error": ErrorInfo(
-                    code=ErrorCode.CANCELED,
-                    message="The request was canceled. A creation Graph had already accepted is not undone.",
-                ),
+                "error": ErrorInfo(code=ErrorCode.CANCELED, message=CANCELED_MESSAGE),
             }
         )
     # "Failed": the orchestration crashed. Its exception text is for the logs, not for the caller.

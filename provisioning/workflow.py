@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from provisioning.models import (
+    CANCELED_MESSAGE,
     CallbackState,
     ErrorCode,
     Phase,
@@ -54,6 +55,9 @@ CALLBACK_RETRY_DELAYS_SECONDS = (10, 30, 90, 270)
 PUBLISH_RETRY_FIRST_INTERVAL_SECONDS = 5
 PUBLISH_RETRY_MAX_ATTEMPTS = 5
 
+# The external event that cancels a request (raised by DELETE, waited for by the orchestrator).
+CANCEL_EVENT = "cancel"
+
 # An activity that fails with a transient Graph error raises an exception whose message carries the error as
 # JSON after this marker; the orchestrator only ever sees the exception's text (Durable gotcha: activity
 # exceptions arrive as a plain ``Exception("<Reason> \n <Details>")``).
@@ -74,6 +78,13 @@ class WorkflowError(Exception):
         if self.graph_request_id:
             error["graphRequestId"] = self.graph_request_id
         return error
+
+
+class CanceledError(WorkflowError):
+    """The caller canceled the request (``DELETE``); raised at the workflow's next step or wait."""
+
+    def __init__(self) -> None:
+        super().__init__(ErrorCode.CANCELED, CANCELED_MESSAGE)
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -318,7 +329,7 @@ class WorkflowState:
         return state
 
     def fail(self, failure: WorkflowError) -> None:
-        self.status = RequestStatus.FAILED
+        self.status = RequestStatus.CANCELED if isinstance(failure, CanceledError) else RequestStatus.FAILED
         self.error = failure.to_dict()
 
     def document(self, provisioning_input: ProvisioningInput, now: datetime) -> dict[str, Any]:

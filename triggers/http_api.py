@@ -42,13 +42,13 @@ from provisioning.status import (
     render_document,
     utc_timestamp,
 )
+from provisioning.workflow import CANCEL_EVENT
 
 logger = logging.getLogger(__name__)
 bp = df.Blueprint()
 
 STATUS_ROUTE_PREFIX = "communities/requests"
-CANCEL_REASON = "Canceled by the caller (DELETE)"
-# DELETE waits this long for the termination to take effect before answering 202 instead of 200.
+# DELETE waits this long for the cancel to take effect before answering 202 instead of 200.
 CANCEL_CONFIRM_SECONDS = 3.0
 CANCEL_CONFIRM_POLL_SECONDS = 0.1
 # Start retries by a client after a 503; short because a failed start is usually a storage hiccup.
@@ -144,7 +144,12 @@ async def get_community_request(
 async def cancel_community_request(
     req: func.HttpRequest, client: df.DurableOrchestrationClient
 ) -> func.HttpResponse:
-    """DELETE /api/communities/requests/{id}: cancel (terminate) a running request."""
+    """DELETE /api/communities/requests/{id}: cancel a running request.
+
+    Raises the orchestrator's cancel event rather than terminating it, so the orchestrator itself ends as
+    Canceled and sends the one callback / result message; a cancel that loses the race against the outcome is
+    ignored there, and the answer is then 409 NotCancelable.
+    """
     settings = get_settings()
     instance_id = req.route_params.get("id", "")
     if not is_request_id(instance_id):
@@ -154,19 +159,21 @@ async def cancel_community_request(
     if document is None:
         return _respond(not_found(instance_id))
     if document.status is RequestStatus.RUNNING:
-        try:
-            await client.terminate(instance_id, CANCEL_REASON)
-        except Exception:  # 404: the instance vanished (purged) between the two calls
-            logger.warning("terminating %s failed", instance_id, exc_info=True)
-            return _respond(not_found(instance_id))
-        logger.info("cancel requested for %s", instance_id)
-        document = await _wait_until_finished(client, instance_id)
+        if await _request_cancel(client, instance_id):
+            logger.info("cancel requested for %s", instance_id)
+            document = await _wait_until_settled(client, instance_id)
+            if document is not None and document.status is RequestStatus.RUNNING:
+                # Once more before answering 202: an event arriving in the very episode in which the
+                # orchestrator continues as new is dropped with that execution. A second one is harmless.
+                await _request_cancel(client, instance_id)
+        else:  # it finished (410) or vanished (404) since it was read
+            document = document_from_durable(instance_id, await read_status(client, instance_id))
         if document is None:
             return _respond(not_found(instance_id))
         if document.status is RequestStatus.CANCELED:
             return _respond(replace(_render(document, status_url, settings), status_code=200))
         if document.status is RequestStatus.RUNNING:
-            # Termination is asynchronous: the status URL shows Canceled once it has been processed.
+            # The orchestrator sees the cancel at its next step or wait: the status URL shows Canceled then.
             return _respond(_render(document, status_url, settings))
     detail = (
         f"Request {instance_id} has already finished with status {document.status.value}; nothing to cancel."
@@ -176,9 +183,19 @@ async def cancel_community_request(
     return _respond(_problem_answer(body))
 
 
-async def _wait_until_finished(
+async def _request_cancel(client: df.DurableOrchestrationClient, instance_id: str) -> bool:
+    try:
+        await client.raise_event(instance_id, CANCEL_EVENT)
+    except Exception:  # the SDK raises a plain Exception for 410 (finished) and 404 (unknown)
+        logger.info("cancel event for %s not delivered", instance_id, exc_info=True)
+        return False
+    return True
+
+
+async def _wait_until_settled(
     client: df.DurableOrchestrationClient, instance_id: str
 ) -> StatusDocument | None:
+    """The request's document once its outcome is settled, or its running document after a few seconds."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + CANCEL_CONFIRM_SECONDS
     while True:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import uuid
 from collections.abc import Callable, Iterator
@@ -10,8 +9,6 @@ from typing import Any
 
 import pytest
 import requests
-from azure.core.exceptions import ResourceExistsError
-from azure.storage.queue import QueueClient, TextBase64DecodePolicy, TextBase64EncodePolicy
 
 from devhost.testing import DevHost
 from provisioning.idempotency import instance_id_for_key
@@ -20,6 +17,7 @@ from tests.e2e.workflow_env import (
     POLL_INTERVAL,
     CallbackReceiver,
     WorkflowEnv,
+    queue,
     request_body,
     workflow_env,
 )
@@ -109,19 +107,11 @@ def test_cancel_stops_the_workflow(env: WorkflowEnv) -> None:
         assert final.json()["status"] == "Canceled"
         assert final.json()["error"]["code"] == "Canceled"
         assert len(env.graph_calls("operation")) == checks_before  # no more Graph calls after cancel
-        assert receiver.bodies == []  # a canceled request sends no callback
-
-
-def queue(connection_string: str, name: str) -> QueueClient:
-    client = QueueClient.from_connection_string(
-        connection_string,
-        name,
-        message_encode_policy=TextBase64EncodePolicy(),
-        message_decode_policy=TextBase64DecodePolicy(),
-    )
-    with contextlib.suppress(ResourceExistsError):
-        client.create_queue()
-    return client
+        # The caller waiting for the callback gets one, with the Canceled document.
+        [posted] = receiver.bodies
+        assert posted["status"] == "Canceled"
+        assert posted["error"]["code"] == "Canceled"
+        assert final.json()["callback"] == "delivered"
 
 
 def test_queue_request_ends_in_exactly_one_result_message(

@@ -106,12 +106,24 @@ def test_webhook_gets_exactly_one_callback_with_the_failed_document(env: Workflo
         assert status.json()["callback"] == "delivered"
 
 
-def test_a_canceled_request_sends_no_callback(env: WorkflowEnv) -> None:
+def test_webhook_gets_exactly_one_callback_with_the_canceled_document(env: WorkflowEnv) -> None:
     with CallbackReceiver() as receiver:
         subscribed = subscribe(env, receiver, "flow-run-canceled")
         env.host.run_until_idle()
         canceled = requests.delete(subscribed.headers["Location"], timeout=30)
         assert canceled.status_code in (200, 202)
         env.host.advance(AFTER_THE_END_SECONDS)
-        assert final_status(subscribed).status_code == 409
-        assert receiver.bodies == []
+
+        # The waiting action is released by the Canceled document instead of timing out.
+        assert len(receiver.bodies) == 1
+        body = receiver.bodies[0]
+        assert body["id"] == subscribed.json()["id"]
+        assert body["status"] == "Canceled"
+        assert body["phase"] == "done"
+        assert body["error"]["code"] == "Canceled"
+        assert_no_secrets(env, receiver, body)
+
+        status = final_status(subscribed)
+        assert status.status_code == 409
+        assert status.json()["status"] == "Canceled"
+        assert status.json()["callback"] == "delivered"

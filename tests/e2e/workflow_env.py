@@ -7,6 +7,7 @@ waiting for it.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import tempfile
@@ -19,6 +20,8 @@ from typing import Any
 
 import pytest
 import requests
+from azure.core.exceptions import ResourceExistsError
+from azure.storage.queue import QueueClient, TextBase64DecodePolicy, TextBase64EncodePolicy
 
 from devhost.clock import ManualClock
 from devhost.testing import DevHost
@@ -178,6 +181,19 @@ def workflow_env(
                 yield WorkflowEnv(start_host, sim)
             finally:
                 get_settings.cache_clear()
+
+
+def queue(connection_string: str, name: str) -> QueueClient:
+    """A storage queue (created if missing) with the app's base64 message encoding."""
+    client = QueueClient.from_connection_string(
+        connection_string,
+        name,
+        message_encode_policy=TextBase64EncodePolicy(),
+        message_decode_policy=TextBase64DecodePolicy(),
+    )
+    with contextlib.suppress(ResourceExistsError):
+        client.create_queue()
+    return client
 
 
 class CallbackReceiver:

@@ -154,7 +154,7 @@ def final(status: str, **fields: Any) -> dict[str, Any]:
     return {**running_custom_status(), "status": status, "phase": "done", **fields}
 
 
-@pytest.mark.parametrize(("outcome", "http_status"), [("Succeeded", 200), ("Failed", 422)])
+@pytest.mark.parametrize(("outcome", "http_status"), [("Succeeded", 200), ("Failed", 422), ("Canceled", 409)])
 def test_settled_outcome_is_final_while_the_callback_is_still_being_delivered(
     outcome: str, http_status: int
 ) -> None:
@@ -214,8 +214,19 @@ def test_orchestrator_crash_is_a_422_internal_error_without_the_exception_text()
     assert answer.body["request"]["displayName"] == "Team"
 
 
+def test_canceled_by_the_orchestrator_is_409_with_its_final_document() -> None:
+    error = {"code": "Canceled", "message": "The request was canceled."}
+    answer = render(durable("Completed", output=final("Canceled", error=error, callback="delivered")))
+    assert answer.status_code == 409
+    assert answer.body["status"] == "Canceled"
+    assert answer.body["error"] == error
+    assert answer.body["callback"] == "delivered"
+    assert "Location" not in answer.headers
+
+
 @pytest.mark.parametrize("runtime_status", ["Terminated", "Canceled"])
 def test_terminated_is_canceled_409_built_from_the_last_progress(runtime_status: str) -> None:
+    # The operator's fallback (Durable's terminate API); DELETE itself lets the orchestrator end the request.
     answer = render(
         durable(runtime_status, output="Canceled by the caller", customStatus=running_custom_status())
     )
@@ -225,7 +236,7 @@ def test_terminated_is_canceled_409_built_from_the_last_progress(runtime_status:
     assert answer.body["phase"] == "waiting-for-graph"  # where it was when canceled
     assert answer.body["operation"]["checks"] == 2
     assert answer.body["lastUpdatedAt"] == "2026-01-01T10:00:00Z"
-    assert "callback" not in answer.body  # the callback is not sent for a canceled request
+    assert "callback" not in answer.body  # a terminated orchestration never ran its notify step
     assert "Location" not in answer.headers
     assert_no_secrets(answer)
 
