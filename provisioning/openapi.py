@@ -278,6 +278,12 @@ OPERATIONS: tuple[Operation, ...] = (
             "401": _UNAUTHORIZED,
             "404": _problem("NotFound: no request with this id."),
             "409": _problem("NotCancelable: the request's outcome is already settled (see requestStatus)."),
+            "503": Response(
+                "ServiceUnavailable: the cancel could not be delivered (storage fault); send it again after "
+                "Retry-After.",
+                (Content("Problem", PROBLEM_CONTENT_TYPE),),
+                ("Retry-After",),
+            ),
         },
     ),
     Operation(

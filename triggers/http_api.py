@@ -51,8 +51,8 @@ STATUS_ROUTE_PREFIX = "communities/requests"
 # DELETE waits this long for the cancel to take effect before answering 202 instead of 200.
 CANCEL_CONFIRM_SECONDS = 3.0
 CANCEL_CONFIRM_POLL_SECONDS = 0.1
-# Start retries by a client after a 503; short because a failed start is usually a storage hiccup.
-START_RETRY_AFTER_SECONDS = 5
+# Retry-After of a 503 (start or cancel not delivered); short because that is usually a storage hiccup.
+UNAVAILABLE_RETRY_AFTER_SECONDS = 5
 
 
 @bp.route(route="communities", methods=["POST"])
@@ -92,11 +92,7 @@ async def start_community_request(
             result = await start_once(client, provisioning_input)
     except StartFailedError:
         logger.exception("could not start request %s", instance_id)
-        answer = _problem_answer(
-            problem(ProblemCode.SERVICE_UNAVAILABLE, "The request was not started; send it again.")
-        )
-        answer.headers["Retry-After"] = str(START_RETRY_AFTER_SECONDS)
-        return _respond(answer)
+        return _respond(_retry_later("The request was not started; send it again."))
 
     if result.outcome is StartOutcome.CONFLICT:
         detail = (
@@ -166,8 +162,10 @@ async def cancel_community_request(
                 # Once more before answering 202: an event arriving in the very episode in which the
                 # orchestrator continues as new is dropped with that execution. A second one is harmless.
                 await _request_cancel(client, instance_id)
-        else:  # it finished (410) or vanished (404) since it was read
+        else:  # it finished (410) or vanished (404) since it was read, or storage failed
             document = document_from_durable(instance_id, await read_status(client, instance_id))
+            if document is not None and document.status is RequestStatus.RUNNING:
+                return _respond(_retry_later("The cancel was not delivered; send it again."))
         if document is None:
             return _respond(not_found(instance_id))
         if document.status is RequestStatus.CANCELED:
@@ -262,6 +260,12 @@ def _render(document: StatusDocument, status_url: str, settings: Settings) -> Ht
         poll_interval_seconds=settings.status_poll_interval_seconds,
         now=datetime.now(UTC),
     )
+
+
+def _retry_later(detail: str) -> HttpAnswer:
+    answer = _problem_answer(problem(ProblemCode.SERVICE_UNAVAILABLE, detail))
+    answer.headers["Retry-After"] = str(UNAVAILABLE_RETRY_AFTER_SECONDS)
+    return answer
 
 
 def _problem_answer(body: dict[str, Any]) -> HttpAnswer:

@@ -248,3 +248,26 @@ def test_a_graph_call_under_way_finishes_before_the_cancel_is_taken(env: Workflo
     assert len(env.sim.communities()) == 1
     assert env.graph_calls("operation") == []
     assert posted["operation"]["checks"] == 0
+
+
+def test_a_cancel_that_cannot_be_delivered_is_503_and_can_be_sent_again(
+    env: WorkflowEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    started = env.post(request_body())
+    assert started.status_code == 202, started.text
+    env.host.run_until_idle()
+
+    def storage_fault(*args: Any) -> None:
+        raise OSError("storage unreachable")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(env.host.engine, "raise_event", storage_fault)
+        refused = requests.delete(started.headers["Location"], timeout=30)
+    assert refused.status_code == 503, refused.text
+    assert refused.headers["Retry-After"] == "5"
+    assert refused.json()["code"] == "ServiceUnavailable"
+    assert requests.get(started.headers["Location"], timeout=30).status_code == 202  # still running
+
+    canceled = requests.delete(started.headers["Location"], timeout=30)
+    assert canceled.status_code == 200, canceled.text
+    assert canceled.json()["status"] == "Canceled"
