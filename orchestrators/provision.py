@@ -237,6 +237,8 @@ class _Provisioning:
             if error is None:
                 state.operation_url = result["operationUrl"]
                 state.operation_request_id = result.get("requestId")
+                # A Retry-After on the 202 delays the first check (never below the poll interval).
+                state.retry_after_seconds = result.get("retryAfterSeconds")
                 return
             if error.get("kind") != "ambiguous":
                 raise workflow.rejected(error, step)
@@ -278,7 +280,11 @@ class _Provisioning:
         while True:
             if self.now >= deadline:
                 raise workflow.timed_out(settings.timeout_minutes, state.operation_status, state.checks)
-            delay = workflow.status_check_delay(settings.poll_interval_seconds, state.retry_after_seconds)
+            delay = workflow.status_check_delay(
+                settings.poll_interval_seconds,
+                state.retry_after_seconds,
+                (deadline - self.now).total_seconds(),
+            )
             fire_at = self.now + timedelta(seconds=delay)
             state.next_check_at = workflow.to_iso(fire_at)
             self.publish()
@@ -300,6 +306,8 @@ class _Provisioning:
             elif error is not None:  # a read is never ambiguous: this is a permanent refusal
                 raise workflow.rejected(error, "checking the creation status")
             else:
+                # Graph's long-running-operation pattern may send Retry-After on a successful poll too.
+                state.retry_after_seconds = status.get("retryAfterSeconds")
                 state.operation_status = status["rawStatus"]
                 if status["state"] == "succeeded":
                     state.resource_id = status.get("resourceId")

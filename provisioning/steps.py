@@ -36,7 +36,8 @@ def _envelope(call: Callable[[], T], render: Callable[[T], Any]) -> dict[str, An
 
 
 def create_community(client: GraphClient, request: Mapping[str, Any]) -> dict[str, Any]:
-    """``request``: displayName, description, privacy, ownerIds; result: operationUrl, requestId, ..."""
+    """``request``: displayName, description, privacy, ownerIds; result: operationUrl, retryAfterSeconds,
+    requestId, clientRequestId (``CreatedOperation.to_dict``)."""
     return _envelope(
         lambda: client.create_community(
             request["displayName"], request.get("description"), request["privacy"], request["ownerIds"]
@@ -46,6 +47,7 @@ def create_community(client: GraphClient, request: Mapping[str, Any]) -> dict[st
 
 
 def get_operation(client: GraphClient, operation_url: str) -> dict[str, Any]:
+    """Result: ``OperationStatus.to_dict`` (state, rawStatus, ..., retryAfterSeconds for the next wait)."""
     return _envelope(lambda: client.get_operation(operation_url), lambda status: status.to_dict())
 
 

@@ -62,6 +62,8 @@ CANCEL_EVENT = "cancel"
 # JSON after this marker; the orchestrator only ever sees the exception's text (Durable gotcha: activity
 # exceptions arrive as a plain ``Exception("<Reason> \n <Details>")``).
 GRAPH_ERROR_MARKER = "GraphErrorJSON:"
+# The Graph client's code for a URL it refused to send the bearer token to (provisioning/graph/urls.py).
+UNTRUSTED_GRAPH_URL = "UntrustedGraphUrl"
 
 
 class WorkflowError(Exception):
@@ -131,12 +133,23 @@ class WorkflowSettings:
         )
 
 
-def status_check_delay(poll_interval_seconds: int, retry_after_seconds: float | None) -> float:
-    """Seconds until the next status check: the poll interval or Graph's Retry-After, whichever is longer."""
+def status_check_delay(
+    poll_interval_seconds: int,
+    retry_after_seconds: float | None,
+    seconds_until_deadline: float | None = None,
+) -> float:
+    """Seconds until the next status check: the poll interval or Graph's Retry-After, whichever is longer.
+
+    A Retry-After reaching past the polling deadline is cut to the deadline (never below the interval), so
+    the last check still comes at most one interval after the timeout instead of hours later.
+    """
     interval = float(max(poll_interval_seconds, MIN_STATUS_POLL_INTERVAL_SECONDS))
     if retry_after_seconds is None or not math.isfinite(retry_after_seconds):
         return interval
-    return max(interval, retry_after_seconds)
+    wait = retry_after_seconds
+    if seconds_until_deadline is not None:
+        wait = min(wait, seconds_until_deadline)
+    return max(interval, wait)
 
 
 def throttle_delay(retry_after_seconds: float | None, waits_so_far: int) -> float:
@@ -199,11 +212,18 @@ def describe_graph_error(error: Mapping[str, Any]) -> str:
 
 
 def rejected(error: Mapping[str, Any], step: str) -> WorkflowError:
-    """A permanent Graph error: ``GraphRejected`` with Graph's code and request id."""
+    """A permanent Graph error: ``GraphRejected`` with Graph's code and request id.
+
+    The client's token-host guard (``UntrustedGraphUrl``: Graph's answer pointed to another host) is permanent
+    too and maps here, but Graph did not reject anything, so the message says what happened.
+    """
+    what = (
+        "Graph's answer pointed to a host the token is never sent to"
+        if error.get("code") == UNTRUSTED_GRAPH_URL
+        else "Graph rejected the request"
+    )
     return WorkflowError(
-        ErrorCode.GRAPH_REJECTED,
-        f"{step}: Graph rejected the request ({describe_graph_error(error)})",
-        error.get("requestId"),
+        ErrorCode.GRAPH_REJECTED, f"{step}: {what} ({describe_graph_error(error)})", error.get("requestId")
     )
 
 
@@ -300,7 +320,7 @@ class WorkflowState:
     checks: int = 0
     polling_started_at: str | None = None
     next_check_at: str | None = None
-    retry_after_seconds: float | None = None
+    retry_after_seconds: float | None = None  # last Retry-After (create, check, 429): sets the next wait
     resource_id: str | None = None
     community: dict[str, Any] | None = None
     members_added: list[str] = field(default_factory=list)

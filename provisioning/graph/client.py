@@ -133,23 +133,30 @@ class GraphClient:
                 request_id=reply.request_id,
                 client_request_id=reply.client_request_id,
             )
-        try:
-            operation_url = self.endpoint.resolve(location, what="operation URL")
-        except GraphError as refused:
-            raise GraphError(
-                refused.kind,
-                f"{refused.message}; Graph accepted the create, so the community may still be created",
-                http_status=reply.response.status_code,
-                code=refused.code,
-                request_id=reply.request_id,
-                client_request_id=reply.client_request_id,
-            ) from None
-        return CreatedOperation(operation_url, reply.request_id, reply.client_request_id)
+        operation_url = self._resolve_from(
+            reply,
+            location,
+            "operation URL",
+            note="; Graph accepted the create, so the community may still be created",
+        )
+        return CreatedOperation(
+            operation_url,
+            reply.request_id,
+            reply.client_request_id,
+            retry_after_seconds=parse_retry_after(reply.response.headers.get("Retry-After")),
+        )
 
     def get_operation(self, operation_url: str) -> OperationStatus:
-        """Poll an operation at the URL Graph gave: absolute or relative, ``('id')`` or ``/id``."""
+        """Poll an operation at the URL Graph gave: absolute or relative, ``('id')`` or ``/id``.
+
+        A ``Retry-After`` on the answer is kept: the caller waits at least that long before the next poll.
+        """
         reply = self._send("GET", self.endpoint.resolve(operation_url, what="operation URL"))
-        return OperationStatus.from_json(self._json_object(reply, "operation"), request_id=reply.request_id)
+        return OperationStatus.from_json(
+            self._json_object(reply, "operation"),
+            request_id=reply.request_id,
+            retry_after_seconds=parse_retry_after(reply.response.headers.get("Retry-After")),
+        )
 
     def get_community(self, community_id: str) -> Community:
         """The community; a missing one raises a PERMANENT GraphError with ``is_not_found``."""
@@ -187,7 +194,7 @@ class GraphClient:
                 for item in items
                 if isinstance(item, Mapping) and item.get("displayName") == display_name
             )
-            url = None if next_link is None else self.endpoint.resolve(next_link, what="next page link")
+            url = None if next_link is None else self._resolve_from(reply, next_link, "next page link")
         return matches
 
     def resolve_user(self, id_or_upn: str) -> str:
@@ -339,6 +346,20 @@ class GraphClient:
             return Community.from_json(document)
         except (KeyError, TypeError):
             raise self._malformed(reply, "community") from None
+
+    def _resolve_from(self, reply: _Reply, url: str, what: str, note: str = "") -> str:
+        """``endpoint.resolve`` for a URL found in ``reply``; a refusal carries that answer's request ids."""
+        try:
+            return self.endpoint.resolve(url, what=what)
+        except GraphError as refused:
+            raise GraphError(
+                refused.kind,
+                refused.message + note,
+                http_status=reply.response.status_code,
+                code=refused.code,
+                request_id=reply.request_id,
+                client_request_id=reply.client_request_id,
+            ) from None
 
     @staticmethod
     def _malformed(reply: _Reply, what: str) -> GraphError:

@@ -11,17 +11,20 @@ from .errors import GraphError
 
 @dataclass(frozen=True)
 class CreatedOperation:
-    """A create Graph accepted: where to poll it, and the ids to quote to Microsoft support."""
+    """A create Graph accepted: where to poll it, when to poll first (``Retry-After`` of the 202, if any),
+    and the ids to quote to Microsoft support."""
 
     operation_url: str
     request_id: str | None
     client_request_id: str
+    retry_after_seconds: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "operationUrl": self.operation_url,
             "requestId": self.request_id,
             "clientRequestId": self.client_request_id,
+            "retryAfterSeconds": self.retry_after_seconds,
         }
 
 

@@ -48,9 +48,17 @@ class OperationStatus:
     resource_id: str | None
     resource_location: str | None
     request_id: str | None
+    # Graph's long-running-operation pattern may ask for a longer wait before the next poll.
+    retry_after_seconds: float | None = None
 
     @classmethod
-    def from_json(cls, document: Mapping[str, Any], *, request_id: str | None) -> OperationStatus:
+    def from_json(
+        cls,
+        document: Mapping[str, Any],
+        *,
+        request_id: str | None,
+        retry_after_seconds: float | None = None,
+    ) -> OperationStatus:
         """Read an operation body; ``status`` is a plain string, never a closed enum."""
         status = document.get("status")
         raw_status = status if isinstance(status, str) else ("" if status is None else str(status))
@@ -63,6 +71,7 @@ class OperationStatus:
             resource_id=_optional_string(document.get("resourceId")),
             resource_location=_optional_string(document.get("resourceLocation")),
             request_id=request_id,
+            retry_after_seconds=retry_after_seconds,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -75,6 +84,7 @@ class OperationStatus:
             "resourceId": self.resource_id,
             "resourceLocation": self.resource_location,
             "requestId": self.request_id,
+            "retryAfterSeconds": self.retry_after_seconds,
         }
 
 

@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 
 from devhost.testing import DevHost
+from graph_simulator import GraphSimulator
+from provisioning.workflow import from_iso
 from tests.e2e.workflow_env import (
     MEMBER,
     OTHER_MEMBER,
@@ -227,6 +229,41 @@ def test_throttled_status_check_waits_the_longer_of_interval_and_retry_after(
     assert_checks_spaced(env)
 
 
+@pytest.mark.parametrize(
+    ("retry_after", "on", "expected_gaps"),
+    [
+        (
+            75,
+            "both",
+            [75.0, 75.0, 75.0],
+        ),  # longer than the interval: honoured after the create and each check
+        (5, "both", [30.0, 30.0, 30.0]),  # shorter: never shortens the 30 s interval
+        (75, "create", [75.0, 30.0, 30.0]),  # only the 202 asked: only the first check is later
+        (75, "operation", [30.0, 75.0, 75.0]),
+    ],
+)
+def test_retry_after_on_successful_answers_spaces_the_status_checks(
+    env: WorkflowEnv, retry_after: float, on: str, expected_gaps: list[float]
+) -> None:
+    env.sim.set_scenario("operation-retry-after", retry_after=retry_after, on=on)
+    final, bodies = env.provision(request_body())
+
+    assert final.status_code == 200, final.text
+    creates = env.graph_calls("create")
+    checks = env.graph_calls("operation")
+    assert [entry["status"] for entry in creates + checks] == [202, 200, 200, 200]
+    # Virtual times from the simulator's request log: the create, then every status check.
+    assert gaps([entry["time"] for entry in creates + checks]) == expected_gaps
+    # What the caller was shown as the next check time is when the checks really happened.
+    announced = {
+        from_iso(body["operation"]["nextCheckAt"]).timestamp()
+        for body in bodies
+        if body and body.get("operation", {}).get("nextCheckAt")
+    }
+    assert announced
+    assert announced <= {entry["time"] for entry in checks}
+
+
 def test_throttling_without_retry_after_backs_off(env: WorkflowEnv) -> None:
     env.sim.set_scenario("throttle", form="none", route="users", times=2)
     final, _ = env.provision(request_body())
@@ -259,6 +296,52 @@ def test_lost_create_answer_never_duplicates(env: WorkflowEnv, commit: bool, cre
     lookups = env.graph_calls("list")
     assert len(lookups) == 2  # the duplicate-name check and the look-up after the lost answer
     assert lookups[1]["time"] - env.graph_calls("create")[0]["time"] >= POLL_INTERVAL
+
+
+def test_polling_url_on_another_host_fails_clearly_without_sending_the_token_there(env: WorkflowEnv) -> None:
+    with GraphSimulator() as elsewhere:
+        env.sim.set_scenario("foreign-location", origin=elsewhere.url)
+        final, _ = env.provision(request_body())
+        assert elsewhere.requests() == []  # not a token request, not a Graph call
+
+    assert final.status_code == 422
+    document = final.json()
+    assert (document["status"], document["phase"]) == ("Failed", "done")
+    error = document["error"]
+    assert error["code"] == "GraphRejected"
+    assert "pointed to a host the token is never sent to" in error["message"]
+    assert "UntrustedGraphUrl" in error["message"]
+    assert "may still be created" in error["message"]
+    [create] = env.graph_calls("create")  # permanent: not retried
+    assert error["graphRequestId"] == create["requestId"]
+    assert env.graph_calls("operation") == []
+    # The known cost of refusing: Graph accepted the create, so the community exists without us following it.
+    assert len(env.sim.communities()) == 1
+
+
+def test_next_page_link_on_another_host_fails_clearly_without_sending_the_token_there(
+    env: WorkflowEnv,
+) -> None:
+    for _ in range(21):  # more than one page of communities with the requested name
+        env.sim.add_community("Contoso Engineering", owner_ids=[OWNER["id"]])
+    with GraphSimulator() as elsewhere:
+        env.sim.set_scenario("foreign-next-link", origin=elsewhere.url)
+        final, _ = env.provision(request_body(onDuplicateName="create"))
+        assert elsewhere.requests() == []
+
+    assert final.status_code == 422
+    document = final.json()
+    assert document["status"] == "Failed"
+    error = document["error"]
+    assert error["code"] == "GraphRejected"
+    assert error["message"].startswith(
+        "looking for communities with the same name: Graph's answer pointed to"
+    )
+    assert "next page link" in error["message"]
+    [page] = env.graph_calls("list")
+    assert error["graphRequestId"] == page["requestId"]
+    assert env.graph_calls("create") == []
+    assert len(env.sim.communities()) == 21
 
 
 def test_duplicate_name_fail_policy(env: WorkflowEnv) -> None:

@@ -158,6 +158,71 @@ def test_polling_url_on_another_origin_is_refused_without_sending_the_token(
     assert graph_requests(graph_sim, "GET") == []
 
 
+def test_create_on_a_foreign_origin_is_refused_and_nothing_reaches_it(
+    graph_sim: GraphSimulator, client: GraphClient, owner_id: str
+) -> None:
+    with GraphSimulator() as elsewhere:
+        graph_sim.set_scenario("foreign-location", origin=elsewhere.url)
+        with pytest.raises(GraphError) as caught:
+            client.create_community("Hijacked", None, "private", [owner_id])
+        error = caught.value
+        # Permanent (we will not follow that URL), but Graph accepted the create: the message says so.
+        assert (error.kind, error.code, error.http_status) == (ErrorKind.PERMANENT, "UntrustedGraphUrl", 202)
+        assert error.request_id == graph_requests(graph_sim, "POST")[0]["requestId"]
+        assert elsewhere.url in error.message
+        assert "may still be created" in error.message
+        assert elsewhere.requests() == []  # no token request, no Graph request: nothing at all
+    assert [c["displayName"] for c in graph_sim.communities()] == ["Hijacked"]
+    assert graph_requests(graph_sim, "GET") == []
+
+
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        ({"retry_after": 75}, 75.0),
+        ({"retry_after": 2.128, "form": "fractional"}, 2.128),
+        ({"retry_after": 2.128, "form": "seconds"}, 3.0),
+        ({"form": "none"}, None),
+    ],
+)
+def test_retry_after_of_successful_create_and_polls_is_kept(
+    graph_sim: GraphSimulator,
+    client: GraphClient,
+    owner_id: str,
+    options: dict[str, object],
+    expected: float | None,
+) -> None:
+    graph_sim.set_scenario("operation-retry-after", **options)
+    created = client.create_community("Patient", None, "private", [owner_id])
+    statuses = poll_to_end(client, created.operation_url)
+
+    assert created.retry_after_seconds == (None if expected is None else pytest.approx(expected))
+    assert created.to_dict()["retryAfterSeconds"] == created.retry_after_seconds
+    assert [s.retry_after_seconds for s in statuses] == [created.retry_after_seconds] * len(statuses)
+    assert statuses[-1].to_dict()["retryAfterSeconds"] == created.retry_after_seconds
+
+
+def test_retry_after_as_http_date_on_a_poll(
+    graph_sim: GraphSimulator, client: GraphClient, owner_id: str
+) -> None:
+    graph_sim.set_scenario("operation-retry-after", retry_after=120, form="http-date", on="operation")
+    created = client.create_community("Dated", None, "private", [owner_id])
+    status = client.get_operation(created.operation_url)
+
+    assert created.retry_after_seconds is None  # on=operation: the 202 carries none
+    # An HTTP date has whole-second precision and is taken relative to now.
+    assert status.retry_after_seconds is not None
+    assert 115 <= status.retry_after_seconds <= 121
+
+
+def test_without_retry_after_successful_answers_have_none(
+    graph_sim: GraphSimulator, client: GraphClient, owner_id: str
+) -> None:
+    created = client.create_community("Plain", None, "private", [owner_id])
+    assert created.retry_after_seconds is None
+    assert client.get_operation(created.operation_url).retry_after_seconds is None
+
+
 @pytest.mark.parametrize(
     ("scenario", "options", "raw_final", "state"),
     [

@@ -43,6 +43,24 @@ def test_find_follows_next_links_across_pages(graph_sim: GraphSimulator, client:
     assert len(graph_requests(graph_sim, "GET")) == 3  # pages of 20, 20, 5
 
 
+def test_paging_stops_at_a_next_link_on_a_foreign_origin(
+    graph_sim: GraphSimulator, client: GraphClient
+) -> None:
+    for _ in range(25):
+        graph_sim.add_community("Crowded")
+    with GraphSimulator() as elsewhere:
+        graph_sim.set_scenario("foreign-next-link", origin=elsewhere.url)
+        with pytest.raises(GraphError) as caught:
+            client.find_communities_by_name("Crowded")
+        error = caught.value
+        assert (error.kind, error.code, error.http_status) == (ErrorKind.PERMANENT, "UntrustedGraphUrl", 200)
+        assert error.request_id == graph_requests(graph_sim, "GET")[0]["requestId"]  # the page with the link
+        assert "next page link" in error.message
+        assert elsewhere.url in error.message
+        assert elsewhere.requests() == []  # the bearer token never went there
+    assert len(graph_requests(graph_sim, "GET")) == 1  # the first page only
+
+
 def test_find_nothing(graph_sim: GraphSimulator, client: GraphClient) -> None:
     graph_sim.add_community("Something")
     assert client.find_communities_by_name("Nothing") == []

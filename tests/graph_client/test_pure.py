@@ -9,7 +9,14 @@ from pathlib import Path
 import pytest
 import requests
 
-from provisioning.graph import ErrorKind, GraphError, OperationState, map_status, parse_retry_after
+from provisioning.graph import (
+    CreatedOperation,
+    ErrorKind,
+    GraphError,
+    OperationState,
+    map_status,
+    parse_retry_after,
+)
 from provisioning.graph.client import _http_error, _polling_header
 from provisioning.graph.errors import classify_status, parse_error_body
 from provisioning.graph.operation import OperationStatus
@@ -95,10 +102,26 @@ def test_operation_status_keeps_details_and_tolerates_odd_types() -> None:
     assert status.to_dict()["rawStatus"] == "failed"
     assert status.to_dict()["requestId"] == "rid"
 
+    assert status.retry_after_seconds is None
+    assert status.to_dict()["retryAfterSeconds"] is None
+
     odd = OperationStatus.from_json({"status": 3}, request_id=None)
     assert (odd.state, odd.is_unknown, odd.raw_status) == (OperationState.IN_PROGRESS, True, "3")
     missing = OperationStatus.from_json({}, request_id=None)
     assert (missing.state, missing.is_unknown, missing.raw_status) == (OperationState.IN_PROGRESS, True, "")
+
+
+def test_retry_after_of_successful_answers_is_in_the_plain_json() -> None:
+    status = OperationStatus.from_json({"status": "running"}, request_id="rid", retry_after_seconds=2.128)
+    created = CreatedOperation("https://graph.microsoft.com/v1.0/x", "rid", "cid", retry_after_seconds=75.0)
+    assert status.to_dict()["retryAfterSeconds"] == 2.128
+    assert created.to_dict() == {
+        "operationUrl": "https://graph.microsoft.com/v1.0/x",
+        "requestId": "rid",
+        "clientRequestId": "cid",
+        "retryAfterSeconds": 75.0,
+    }
+    assert CreatedOperation("u", None, "cid").to_dict()["retryAfterSeconds"] is None
 
 
 # ---------------------------------------------------------------------------------------------------- errors

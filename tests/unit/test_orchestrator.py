@@ -138,6 +138,44 @@ def test_throttling_waits_exactly_retry_after_in_durable_timers(env: WorkflowEnv
     assert env.host.run_until_status(instance_id)["output"]["status"] == "Succeeded"
 
 
+def test_retry_after_of_successful_answers_spaces_checks_across_continue_as_new(env: WorkflowEnv) -> None:
+    env.sim.set_scenario("operation-in-progress-spelling", status="running", polls=12)
+    env.sim.set_scenario("operation-retry-after", retry_after=75, on="both")
+    instance_id = env.host.start_new("provision_community", provisioning_input("req-patient"))
+    document = env.host.run_until_status(instance_id)["output"]
+
+    assert document["status"] == "Succeeded"
+    create_time = env.graph_calls("create")[0]["time"]
+    checks = env.status_check_times()
+    assert len(checks) == 12
+    # The 202's Retry-After sets the first wait, each poll's the next; check 11 follows a continue-as-new.
+    assert gaps([create_time, *checks]) == [75.0] * 12
+    carried = execution_input(env.host.history(instance_id))["workflowState"]
+    assert (carried["executions"], carried["retry_after_seconds"]) == (2, 75.0)
+
+
+def test_a_retry_after_beyond_the_timeout_is_cut_to_the_deadline(
+    devhost_factory: Callable[..., DevHost], monkeypatch: pytest.MonkeyPatch, azurite: Any
+) -> None:
+    with workflow_env(
+        devhost_factory,
+        monkeypatch,
+        azurite.connection_string,
+        settings={"PROVISIONING_TIMEOUT_MINUTES": "3"},
+    ) as env:
+        env.sim.set_scenario("operation-never-ends")
+        env.sim.set_scenario("operation-retry-after", retry_after=3600, on="operation")
+        instance_id = env.host.start_new("provision_community", provisioning_input("req-far"))
+        document = env.host.run_until_status(instance_id)["output"]
+        checks = env.status_check_times()
+        create_time = env.graph_calls("create")[0]["time"]
+
+    assert document["error"]["code"] == "Timeout"
+    # First check one interval after the create; an hour-long Retry-After is cut to the 3-minute deadline.
+    assert gaps([create_time, *checks]) == [POLL_INTERVAL, 180.0 - POLL_INTERVAL]
+    assert document["operation"]["checks"] == 2
+
+
 def test_logs_are_written_once_despite_replays(env: WorkflowEnv, caplog: pytest.LogCaptureFixture) -> None:
     env.sim.clear_scenarios()
     with caplog.at_level(logging.INFO, logger="orchestrators.provision"):

@@ -57,6 +57,21 @@ def test_status_check_delay_is_the_longer_of_interval_and_retry_after(
     assert workflow.status_check_delay(interval, retry_after) == expected
 
 
+@pytest.mark.parametrize(
+    ("retry_after", "seconds_left", "expected"),
+    [
+        (75, 600.0, 75.0),  # well within the timeout: honoured
+        (3600, 600.0, 600.0),  # past the deadline: one check at the deadline, not an hour later
+        (3600, 10.0, 30.0),  # never closer than the poll interval
+        (None, 5.0, 30.0),
+    ],
+)
+def test_status_check_delay_never_waits_far_past_the_deadline(
+    retry_after: float | None, seconds_left: float, expected: float
+) -> None:
+    assert workflow.status_check_delay(30, retry_after, seconds_left) == expected
+
+
 def test_throttle_delay_honours_fractional_retry_after() -> None:
     assert workflow.throttle_delay(2.128, 0) == 2.128
     assert workflow.throttle_delay(7, 5) == 7
@@ -147,7 +162,26 @@ def test_permanent_error_is_graph_rejected_with_graphs_code_and_request_id() -> 
     failure = workflow.rejected(error, "creating the community")
     assert failure.code is ErrorCode.GRAPH_REJECTED
     assert "Authorization_RequestDenied" in failure.message
+    assert "Graph rejected the request" in failure.message
     assert failure.graph_request_id == "rid-503"
+
+
+def test_a_refused_graph_url_is_graph_rejected_but_says_what_happened() -> None:
+    error = {
+        "kind": "permanent",
+        "httpStatus": 202,
+        "code": "UntrustedGraphUrl",
+        "message": "Refusing to follow the operation URL to https://evil.example",
+        "requestId": "rid-202",
+    }
+    failure = workflow.rejected(error, "creating the community")
+    assert failure.code is ErrorCode.GRAPH_REJECTED
+    assert failure.message.startswith(
+        "creating the community: Graph's answer pointed to a host the token is never sent to ("
+    )
+    assert "UntrustedGraphUrl" in failure.message
+    assert "Graph rejected" not in failure.message
+    assert failure.graph_request_id == "rid-202"
 
 
 @pytest.mark.parametrize(("status", "expected"), [(404, True), (400, True), (403, False), (500, False)])
@@ -220,6 +254,7 @@ def test_state_survives_continue_as_new_unchanged() -> None:
     state.operation_status = "running"
     state.checks = 10
     state.polling_started_at = "2026-01-01T10:00:00Z"
+    state.retry_after_seconds = 75.0  # Graph's last Retry-After sets the first wait of the next execution
     next_input = workflow.continue_as_new_input(provisioning_input, state)
 
     resumed_input, resumed = workflow.split_input(next_input)

@@ -50,6 +50,18 @@ def test_create_then_poll_returns_plain_json(client: GraphClient) -> None:
     json.dumps(status)
 
 
+def test_retry_after_of_successful_answers_reaches_the_orchestrator(
+    client: GraphClient, graph_sim: GraphSimulator
+) -> None:
+    graph_sim.set_scenario("operation-retry-after", retry_after=2.128, form="fractional", on="both")
+    created = steps.create_community(client, create_request("Patient steps"))["result"]
+    status = steps.get_operation(client, created["operationUrl"])["result"]
+    assert created["retryAfterSeconds"] == pytest.approx(2.128)
+    assert status["retryAfterSeconds"] == pytest.approx(2.128)
+    graph_sim.clear_scenarios()
+    assert steps.get_operation(client, created["operationUrl"])["result"]["retryAfterSeconds"] is None
+
+
 def test_throttling_is_returned_as_data_with_retry_after(
     client: GraphClient, graph_sim: GraphSimulator
 ) -> None:
