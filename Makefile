@@ -46,4 +46,4 @@ openapi: $(STAMP)
 	$(BIN)/python -m provisioning.openapi --write
 
 clean:
-	rm -rf $(VENV) node_modules .devhost .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-checkov node_modules .devhost .pytest_cache .mypy_cache .ruff_cache
