@@ -110,6 +110,18 @@ def _has_control_characters(text: str, allowed: str = "") -> bool:
     return any(unicodedata.category(char) == "Cc" and char not in allowed for char in text)
 
 
+def _single_line_text(value: str, max_length: int) -> str:
+    """``value`` trimmed; ValueError when empty, longer than ``max_length`` or holding control characters."""
+    value = value.strip()
+    if not value:
+        raise ValueError("must not be empty")
+    if len(value) > max_length:
+        raise ValueError(f"must be at most {max_length} characters, got {len(value)}")
+    if _has_control_characters(value):
+        raise ValueError("must not contain control characters (such as line breaks or tabs)")
+    return value
+
+
 def normalize_user_reference(value: str) -> str:
     """An Entra object id (lower-case canonical GUID) or a UPN (as given); ValueError otherwise."""
     value = value.strip()
@@ -191,14 +203,7 @@ class CommunitySpec(_RequestModel):
     @field_validator("display_name", mode="after")
     @classmethod
     def _check_display_name(cls, value: str) -> str:
-        value = value.strip()
-        if not value:
-            raise ValueError("must not be empty")
-        if len(value) > MAX_DISPLAY_NAME_LENGTH:
-            raise ValueError(f"must be at most {MAX_DISPLAY_NAME_LENGTH} characters, got {len(value)}")
-        if _has_control_characters(value):
-            raise ValueError("must not contain control characters (such as line breaks or tabs)")
-        return value
+        return _single_line_text(value, MAX_DISPLAY_NAME_LENGTH)
 
     @field_validator("description", mode="after")
     @classmethod
@@ -284,14 +289,7 @@ class QueueCommunityRequest(CommunityRequest):
     @field_validator("request_id", mode="after")
     @classmethod
     def _check_request_id(cls, value: str) -> str:
-        value = value.strip()
-        if not value:
-            raise ValueError("must not be empty")
-        if len(value) > MAX_REQUEST_ID_LENGTH:
-            raise ValueError(f"must be at most {MAX_REQUEST_ID_LENGTH} characters")
-        if _has_control_characters(value):
-            raise ValueError("must not contain control characters")
-        return value
+        return _single_line_text(value, MAX_REQUEST_ID_LENGTH)
 
 
 # ----------------------------------------------------------------------------------------------------
