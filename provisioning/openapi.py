@@ -174,6 +174,11 @@ def _problem(description: str) -> Response:
     return Response(description, (Content("Problem", PROBLEM_CONTENT_TYPE),))
 
 
+def _unavailable(description: str) -> Response:
+    """503 with a problem and Retry-After: nothing was done, the client sends the same request again."""
+    return Response(description, (Content("Problem", PROBLEM_CONTENT_TYPE),), ("Retry-After",))
+
+
 def _document(description: str, *, polling: bool = False) -> Response:
     return Response(description, (Content("StatusDocument"),), POLLING_HEADERS if polling else ())
 
@@ -231,10 +236,8 @@ OPERATIONS: tuple[Operation, ...] = (
             "413": _problem("PayloadTooLarge: the body exceeds 64 KiB."),
             "415": _problem("UnsupportedMediaType: Content-Type is not application/json (UTF-8)."),
             "422": _document("Failed: the request with this Idempotency-Key has finished and failed."),
-            "503": Response(
-                "ServiceUnavailable: not started (storage fault); send it again after Retry-After.",
-                (Content("Problem", PROBLEM_CONTENT_TYPE),),
-                ("Retry-After",),
+            "503": _unavailable(
+                "ServiceUnavailable: not started (storage fault); send it again after Retry-After."
             ),
         },
     ),
@@ -278,11 +281,9 @@ OPERATIONS: tuple[Operation, ...] = (
             "401": _UNAUTHORIZED,
             "404": _problem("NotFound: no request with this id."),
             "409": _problem("NotCancelable: the request's outcome is already settled (see requestStatus)."),
-            "503": Response(
+            "503": _unavailable(
                 "ServiceUnavailable: the cancel could not be delivered (storage fault); send it again after "
-                "Retry-After.",
-                (Content("Problem", PROBLEM_CONTENT_TYPE),),
-                ("Retry-After",),
+                "Retry-After."
             ),
         },
     ),
