@@ -41,12 +41,9 @@ def configure_logging() -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m devhost",
-        description="Run the function app offline: HTTP/queue triggers, Durable Functions, state in SQLite.",
-    )
-    parser.add_argument("--port", type=int, default=7071, help="HTTP port (default 7071, as func start)")
+def add_host_options(parser: argparse.ArgumentParser) -> None:
+    """The options of every command that runs the app in the dev host (`devhost`, `devhost.offline`)."""
+    parser.add_argument("--port", type=int, default=7071, help="app HTTP port (default 7071, as func start)")
     parser.add_argument(
         "--clock-speed",
         type=float,
@@ -57,14 +54,38 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--state", default=".devhost/state.db", help="SQLite state file (default .devhost/state.db)"
     )
+    parser.add_argument("--app", default="function_app:app", help="module:attribute of the FunctionApp")
+    parser.add_argument("--host-json", default="host.json", help="host.json to read (default ./host.json)")
+
+
+def describe_clock(speed: float | None) -> str:
+    return "real time" if speed in (None, 1) else f"{speed:g}x (durable timers only)"
+
+
+def stop_event_on_signals() -> threading.Event:
+    """An event set by Ctrl+C (SIGINT) or SIGTERM: the command waits on it, then stops what it started."""
+    stopping = threading.Event()
+
+    def request_stop(signum: int, frame: FrameType | None) -> None:
+        stopping.set()
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    return stopping
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m devhost",
+        description="Run the function app offline: HTTP/queue triggers, Durable Functions, state in SQLite.",
+    )
+    add_host_options(parser)
     parser.add_argument(
         "--enforce-keys",
         action="store_true",
         help=f"require x-functions-key or ?code= for non-anonymous functions (keys: {FUNCTION_KEYS_SETTING}, "
         f"{MASTER_KEY_SETTING})",
     )
-    parser.add_argument("--app", default="function_app:app", help="module:attribute of the FunctionApp")
-    parser.add_argument("--host-json", default="host.json", help="host.json to read (default ./host.json)")
     parser.add_argument(
         "--local-settings", default="local.settings.json", help="settings file whose Values are applied"
     )
@@ -107,14 +128,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"\nError: the dev host could not start: {exc}\n", file=sys.stderr)
         return 1
 
-    stopping = threading.Event()
-
-    def request_stop(signum: int, frame: FrameType | None) -> None:
-        stopping.set()
-
-    signal.signal(signal.SIGINT, request_stop)
-    signal.signal(signal.SIGTERM, request_stop)
-    clock = "real time" if args.clock_speed in (None, 1) else f"{args.clock_speed:g}x (durable timers only)"
+    stopping = stop_event_on_signals()
+    clock = describe_clock(args.clock_speed)
     print(runtime.function_host.startup_table(), flush=True)
     print(
         f"Durable state: {runtime.state_path}   Clock: {clock}   Task hub: {runtime.function_host.task_hub}"

@@ -10,14 +10,17 @@ import argparse
 import json
 import os
 import shlex
-import signal
 import sys
-import threading
 from collections.abc import Sequence
 from pathlib import Path
-from types import FrameType
 
-from devhost.__main__ import configure_logging, make_clock
+from devhost.__main__ import (
+    add_host_options,
+    configure_logging,
+    describe_clock,
+    make_clock,
+    stop_event_on_signals,
+)
 from devhost.host import DevHostRuntime
 from devhost.indexing import IndexingError
 from devhost.local_settings import SettingsError, apply_local_settings, read_host_json, read_local_settings
@@ -32,22 +35,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         prog="python -m devhost.offline",
         description="Run the app offline: Azurite + Graph simulator + the function app in the dev host.",
     )
-    parser.add_argument("--port", type=int, default=7071, help="app HTTP port (default 7071)")
-    parser.add_argument(
-        "--clock-speed",
-        type=float,
-        default=None,
-        metavar="N",
-        help="durable timers fire N times sooner (default: real time, so status checks are 30 s apart)",
-    )
-    parser.add_argument(
-        "--state", default=".devhost/state.db", help="SQLite state file (default .devhost/state.db)"
-    )
+    add_host_options(parser)
     parser.add_argument(
         "--graph-port", type=int, default=0, help="Graph simulator port (default: a free port)"
     )
-    parser.add_argument("--app", default="function_app:app", help="module:attribute of the FunctionApp")
-    parser.add_argument("--host-json", default="host.json")
     return parser.parse_args(argv)
 
 
@@ -107,16 +98,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         _stop(runtime, simulator, azurite)
         return 1
 
-    stopping = threading.Event()
-
-    def request_stop(signum: int, frame: FrameType | None) -> None:
-        stopping.set()
-
-    signal.signal(signal.SIGINT, request_stop)
-    signal.signal(signal.SIGTERM, request_stop)
-    clock_text = (
-        "real time" if args.clock_speed in (None, 1) else f"{args.clock_speed:g}x (durable timers only)"
-    )
+    stopping = stop_event_on_signals()
+    clock_text = describe_clock(args.clock_speed)
     print(runtime.function_host.startup_table())
     print(f"Azurite (in memory):  {', '.join(f'{s} {p}' for s, p in azurite.ports.items())}")
     print(f"Graph simulator:      {simulator.graph_base_url}   (admin API: {simulator.url}/_simulator/)")
