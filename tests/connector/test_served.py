@@ -8,30 +8,21 @@ that schema, and documented polling headers must be present.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import azure.functions as func
-import pytest
 import requests
 from openapi_schema_validator import OAS30Validator
 
 from devhost.testing import DevHost
 from provisioning import openapi
 from tests.connector.test_documents import resolve
-from tests.e2e.workflow_env import OWNER, WorkflowEnv, request_body, workflow_env
+from tests.e2e.workflow_env import OWNER, WorkflowEnv, request_body
 from triggers import openapi as openapi_trigger
 
 OAS3 = openapi.openapi_document()
 CONNECTOR = openapi.connector_definition()
-
-
-@pytest.fixture
-def env(
-    devhost_factory: Callable[..., DevHost], monkeypatch: pytest.MonkeyPatch, azurite: Any
-) -> Iterator[WorkflowEnv]:
-    with workflow_env(devhost_factory, monkeypatch, azurite.connection_string) as environment:
-        yield environment
 
 
 def assert_documented(response: requests.Response, method: str, path: str) -> Any:

@@ -8,7 +8,7 @@ observable without sleeping.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -21,14 +21,6 @@ from provisioning.idempotency import instance_id_for_key
 from tests.e2e.workflow_env import OWNER, WorkflowEnv, request_body, workflow_env
 
 JSON = {"Content-Type": "application/json"}
-
-
-@pytest.fixture
-def env(
-    devhost_factory: Callable[..., DevHost], monkeypatch: pytest.MonkeyPatch, azurite: Any
-) -> Iterator[WorkflowEnv]:
-    with workflow_env(devhost_factory, monkeypatch, azurite.connection_string) as environment:
-        yield environment
 
 
 def post_raw(env: WorkflowEnv, data: bytes, headers: dict[str, str], query: str = "") -> requests.Response:

@@ -6,61 +6,26 @@ notify step: one callback and, for a queue request, one result message, both wit
 
 from __future__ import annotations
 
-import json
 import time
-import uuid
-from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
 import requests
-from azure.storage.queue import QueueClient
 
-from devhost.testing import DevHost
 from provisioning.idempotency import instance_id_for_key
 from tests.e2e.workflow_env import (
     MEMBER,
     POLL_INTERVAL,
     CallbackReceiver,
+    QueueEnv,
     WorkflowEnv,
-    queue,
     request_body,
-    workflow_env,
 )
 
 AFTER_THE_END_SECONDS = 6 * 3600
 # A Retry-After long enough that the request is still waiting in its phase when DELETE arrives.
 LONG_THROTTLE_SECONDS = 600
-
-
-class QueueEnv:
-    def __init__(self, env: WorkflowEnv, requests_queue: QueueClient, results_queue: QueueClient) -> None:
-        self.env = env
-        self.requests_queue = requests_queue
-        self.results_queue = results_queue
-
-    def send(self, request_id: str, **fields: Any) -> str:
-        """Put a request on the queue; returns the status URL of the request it starts."""
-        self.requests_queue.send_message(json.dumps({**request_body(**fields), "requestId": request_id}))
-        self.env.host.wait_for_queues_idle(timeout=20)
-        return f"{self.env.api}/communities/requests/{instance_id_for_key(request_id, 'queue')}"
-
-    def results(self) -> list[dict[str, Any]]:
-        messages = self.results_queue.receive_messages(messages_per_page=32, visibility_timeout=60)
-        return [json.loads(message.content) for message in messages]
-
-
-@pytest.fixture
-def queues(
-    devhost_factory: Callable[..., DevHost], monkeypatch: pytest.MonkeyPatch, azurite: Any
-) -> Iterator[QueueEnv]:
-    suffix = uuid.uuid4().hex[:8]
-    names = {"PROVISIONING_QUEUE": f"requests-{suffix}", "RESULTS_QUEUE": f"results-{suffix}"}
-    requests_queue = queue(azurite.connection_string, names["PROVISIONING_QUEUE"])
-    results_queue = queue(azurite.connection_string, names["RESULTS_QUEUE"])
-    with workflow_env(devhost_factory, monkeypatch, azurite.connection_string, settings=names) as env:
-        yield QueueEnv(env, requests_queue, results_queue)
 
 
 def advance_to_phase(env: WorkflowEnv, status_url: str, phase: str) -> dict[str, Any]:
@@ -107,14 +72,6 @@ def test_queue_request_canceled_while_waiting_for_graph_ends_with_one_canceled_r
     assert again.json()["code"] == "NotCancelable"
     assert again.json()["requestStatus"] == "Canceled"
     assert queues.results() == []  # still the one message
-
-
-@pytest.fixture
-def env(
-    devhost_factory: Callable[..., DevHost], monkeypatch: pytest.MonkeyPatch, azurite: Any
-) -> Iterator[WorkflowEnv]:
-    with workflow_env(devhost_factory, monkeypatch, azurite.connection_string) as started:
-        yield started
 
 
 # (phase, Graph route throttled to hold the request in that phase, or None: the normal wait for Graph)

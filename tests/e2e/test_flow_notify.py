@@ -3,32 +3,18 @@
 from __future__ import annotations
 
 import json
-import uuid
-from collections.abc import Callable, Iterator
-from typing import Any
 
-import pytest
 import requests
 
-from devhost.testing import DevHost
 from provisioning.idempotency import instance_id_for_key
 from tests.e2e.workflow_env import (
     MEMBER,
     POLL_INTERVAL,
     CallbackReceiver,
+    QueueEnv,
     WorkflowEnv,
-    queue,
     request_body,
-    workflow_env,
 )
-
-
-@pytest.fixture
-def env(
-    devhost_factory: Callable[..., DevHost], monkeypatch: pytest.MonkeyPatch, azurite: Any
-) -> Iterator[WorkflowEnv]:
-    with workflow_env(devhost_factory, monkeypatch, azurite.connection_string) as started:
-        yield started
 
 
 def test_callback_receives_the_final_document_once(env: WorkflowEnv) -> None:
@@ -114,49 +100,28 @@ def test_cancel_stops_the_workflow(env: WorkflowEnv) -> None:
         assert final.json()["callback"] == "delivered"
 
 
-def test_queue_request_ends_in_exactly_one_result_message(
-    devhost_factory: Callable[..., DevHost], monkeypatch: pytest.MonkeyPatch, azurite: Any
-) -> None:
-    suffix = uuid.uuid4().hex[:8]
-    names = {"PROVISIONING_QUEUE": f"requests-{suffix}", "RESULTS_QUEUE": f"results-{suffix}"}
-    requests_queue = queue(azurite.connection_string, names["PROVISIONING_QUEUE"])
-    results_queue = queue(azurite.connection_string, names["RESULTS_QUEUE"])
+def test_queue_request_ends_in_exactly_one_result_message(queues: QueueEnv) -> None:
+    env = queues.env
+    queues.send("item-1")
+    instance_id = instance_id_for_key("item-1", "queue")
+    status = env.host.run_until_status(instance_id)
+    assert status["runtimeStatus"] == "Completed"
 
-    with workflow_env(devhost_factory, monkeypatch, azurite.connection_string, settings=names) as env:
-        requests_queue.send_message(json.dumps({**request_body(), "requestId": f"item-{suffix}"}))
-        env.host.wait_for_queues_idle(timeout=20)
-        instance_id = instance_id_for_key(f"item-{suffix}", "queue")
-        status = env.host.run_until_status(instance_id)
-        assert status["runtimeStatus"] == "Completed"
-
-    messages = list(results_queue.receive_messages(messages_per_page=32, visibility_timeout=60))
-    assert len(messages) == 1
-    document = json.loads(messages[0].content)
+    [document] = queues.results()
     assert document["status"] == "Succeeded"
-    assert document["requestId"] == f"item-{suffix}"
+    assert document["requestId"] == "item-1"
     assert document["id"] == instance_id
     assert document["community"]["id"] == env.sim.communities()[0]["id"]
 
 
-def test_failed_queue_request_with_callback_gets_both_channels_once(
-    devhost_factory: Callable[..., DevHost], monkeypatch: pytest.MonkeyPatch, azurite: Any
-) -> None:
-    suffix = uuid.uuid4().hex[:8]
-    names = {"PROVISIONING_QUEUE": f"requests-{suffix}", "RESULTS_QUEUE": f"results-{suffix}"}
-    requests_queue = queue(azurite.connection_string, names["PROVISIONING_QUEUE"])
-    results_queue = queue(azurite.connection_string, names["RESULTS_QUEUE"])
-
-    with (
-        workflow_env(devhost_factory, monkeypatch, azurite.connection_string, settings=names) as env,
-        CallbackReceiver() as receiver,
-    ):
+def test_failed_queue_request_with_callback_gets_both_channels_once(queues: QueueEnv) -> None:
+    env = queues.env
+    with CallbackReceiver() as receiver:
         env.sim.set_scenario("operation-skipped")
-        message = {**request_body(), "requestId": f"item-{suffix}", "callbackUrl": receiver.url}
-        requests_queue.send_message(json.dumps(message))
-        env.host.wait_for_queues_idle(timeout=20)
-        env.host.run_until_status(instance_id_for_key(f"item-{suffix}", "queue"))
+        queues.send("item-1", callbackUrl=receiver.url)
+        env.host.run_until_status(instance_id_for_key("item-1", "queue"))
 
-    [result] = [json.loads(m.content) for m in results_queue.receive_messages(visibility_timeout=60)]
+    [result] = queues.results()
     assert result["status"] == "Failed"
     assert result["error"]["code"] == "OperationFailed"
     assert result["callback"] == "delivered"

@@ -4,12 +4,11 @@ simulator's request log proves how Graph was called (counts, at least the poll i
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from devhost.testing import DevHost
 from graph_simulator import GraphSimulator
 from provisioning.workflow import from_iso
 from tests.e2e.workflow_env import (
@@ -20,16 +19,7 @@ from tests.e2e.workflow_env import (
     WorkflowEnv,
     gaps,
     request_body,
-    workflow_env,
 )
-
-
-@pytest.fixture
-def env(
-    devhost_factory: Callable[..., DevHost], monkeypatch: pytest.MonkeyPatch, azurite: Any
-) -> Iterator[WorkflowEnv]:
-    with workflow_env(devhost_factory, monkeypatch, azurite.connection_string) as started:
-        yield started
 
 
 def assert_checks_spaced(env: WorkflowEnv, minimum: float = POLL_INTERVAL) -> None:
@@ -125,25 +115,20 @@ def test_unknown_status_stays_in_progress_and_is_shown(env: WorkflowEnv) -> None
 
 
 def test_operation_that_never_ends_times_out(
-    devhost_factory: Callable[..., DevHost], monkeypatch: pytest.MonkeyPatch, azurite: Any
+    start_env: Callable[..., WorkflowEnv],
 ) -> None:
-    with workflow_env(
-        devhost_factory,
-        monkeypatch,
-        azurite.connection_string,
-        settings={"PROVISIONING_TIMEOUT_MINUTES": "6"},
-    ) as env:
-        env.sim.set_scenario("operation-never-ends")
-        final, _ = env.provision(request_body())
+    env = start_env(settings={"PROVISIONING_TIMEOUT_MINUTES": "6"})
+    env.sim.set_scenario("operation-never-ends")
+    final, _ = env.provision(request_body())
 
-        assert final.status_code == 422
-        document = final.json()
-        assert document["error"]["code"] == "Timeout"
-        assert "running" in document["error"]["message"]
-        # 6 minutes at 30 s: 12 checks, crossing a continue-as-new, never closer than the interval.
-        assert len(env.graph_calls("operation")) == 12
-        assert document["operation"]["checks"] == 12
-        assert_checks_spaced(env)
+    assert final.status_code == 422
+    document = final.json()
+    assert document["error"]["code"] == "Timeout"
+    assert "running" in document["error"]["message"]
+    # 6 minutes at 30 s: 12 checks, crossing a continue-as-new, never closer than the interval.
+    assert len(env.graph_calls("operation")) == 12
+    assert document["operation"]["checks"] == 12
+    assert_checks_spaced(env)
 
 
 def test_succeeded_without_community_is_community_not_found(env: WorkflowEnv) -> None:

@@ -8,24 +8,13 @@ and virtual time runs the workflow to its end and well beyond, so a late or repe
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
 from typing import Any
 
-import pytest
 import requests
 
-from devhost.testing import DevHost
-from tests.e2e.workflow_env import MEMBER, CallbackReceiver, WorkflowEnv, request_body, workflow_env
+from tests.e2e.workflow_env import MEMBER, CallbackReceiver, WorkflowEnv, request_body
 
 AFTER_THE_END_SECONDS = 6 * 3600
-
-
-@pytest.fixture
-def env(
-    devhost_factory: Callable[..., DevHost], monkeypatch: pytest.MonkeyPatch, azurite: Any
-) -> Iterator[WorkflowEnv]:
-    with workflow_env(devhost_factory, monkeypatch, azurite.connection_string) as environment:
-        yield environment
 
 
 def subscribe(

@@ -1,8 +1,8 @@
 """The product app in the dev host against the Graph simulator, both on one manual (virtual) clock.
 
-Used by the orchestrator tests (``tests/unit/test_orchestrator*.py``) and the end-to-end tests here. The
-simulator logs each request with the virtual time, so tests can assert the spacing of status checks without
-waiting for it.
+Used by the orchestrator tests (``tests/unit/test_orchestrator*.py``), the connector tests and the end-to-end
+tests here; their ``conftest.py`` files import the fixtures ``env`` and ``start_env``. The simulator logs each
+request with the virtual time, so tests can assert the spacing of status checks without waiting for it.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import itertools
 import json
 import tempfile
 import threading
+import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -26,6 +27,7 @@ from azure.storage.queue import QueueClient, TextBase64DecodePolicy, TextBase64E
 from devhost.clock import ManualClock
 from devhost.testing import DevHost
 from graph_simulator import SEED_USERS, GraphSimulator
+from provisioning.idempotency import instance_id_for_key
 from provisioning.settings import get_settings
 
 OWNER = SEED_USERS[0]
@@ -183,6 +185,27 @@ def workflow_env(
                 get_settings.cache_clear()
 
 
+@pytest.fixture
+def start_env(
+    devhost_factory: Callable[..., DevHost], monkeypatch: pytest.MonkeyPatch, azurite: Any
+) -> Iterator[Callable[..., WorkflowEnv]]:
+    """Starts a ``WorkflowEnv`` (keyword options of ``workflow_env``); stopped at the end of the test."""
+    with contextlib.ExitStack() as started:
+
+        def start(**options: Any) -> WorkflowEnv:
+            return started.enter_context(
+                workflow_env(devhost_factory, monkeypatch, azurite.connection_string, **options)
+            )
+
+        yield start
+
+
+@pytest.fixture
+def env(start_env: Callable[..., WorkflowEnv]) -> WorkflowEnv:
+    """The app against a Graph simulator whose operations finish after 3 status checks."""
+    return start_env()
+
+
 def queue(connection_string: str, name: str) -> QueueClient:
     """A storage queue (created if missing) with the app's base64 message encoding."""
     client = QueueClient.from_connection_string(
@@ -194,6 +217,35 @@ def queue(connection_string: str, name: str) -> QueueClient:
     with contextlib.suppress(ResourceExistsError):
         client.create_queue()
     return client
+
+
+class QueueEnv:
+    """A ``WorkflowEnv`` whose app reads requests from and writes results to queues of its own."""
+
+    def __init__(self, env: WorkflowEnv, requests_queue: QueueClient, results_queue: QueueClient) -> None:
+        self.env = env
+        self.requests_queue = requests_queue
+        self.results_queue = results_queue
+
+    def send(self, request_id: str, **fields: Any) -> str:
+        """Put a request on the queue; returns the status URL of the request it starts."""
+        self.requests_queue.send_message(json.dumps({**request_body(**fields), "requestId": request_id}))
+        self.env.host.wait_for_queues_idle(timeout=20)
+        return f"{self.env.api}/communities/requests/{instance_id_for_key(request_id, 'queue')}"
+
+    def results(self) -> list[dict[str, Any]]:
+        messages = self.results_queue.receive_messages(messages_per_page=32, visibility_timeout=60)
+        return [json.loads(message.content) for message in messages]
+
+
+@pytest.fixture
+def queues(start_env: Callable[..., WorkflowEnv], azurite: Any) -> QueueEnv:
+    """A ``QueueEnv`` on fresh queues (Azurite outlives the test)."""
+    suffix = uuid.uuid4().hex[:8]
+    names = {"PROVISIONING_QUEUE": f"requests-{suffix}", "RESULTS_QUEUE": f"results-{suffix}"}
+    requests_queue = queue(azurite.connection_string, names["PROVISIONING_QUEUE"])
+    results_queue = queue(azurite.connection_string, names["RESULTS_QUEUE"])
+    return QueueEnv(start_env(settings=names), requests_queue, results_queue)
 
 
 class CallbackReceiver:

@@ -8,26 +8,15 @@ import json
 import logging
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 import pytest
 
-from devhost.testing import DevHost
-from tests.e2e.workflow_env import POLL_INTERVAL, WorkflowEnv, gaps, provisioning_input, workflow_env
+from tests.e2e.workflow_env import POLL_INTERVAL, WorkflowEnv, gaps, provisioning_input
 
 TIMER_CREATED = 10
-
-
-@pytest.fixture
-def env(
-    devhost_factory: Callable[..., DevHost], monkeypatch: pytest.MonkeyPatch, azurite: Any
-) -> Iterator[WorkflowEnv]:
-    with workflow_env(
-        devhost_factory, monkeypatch, azurite.connection_string, polls_to_complete=60
-    ) as started:
-        yield started
 
 
 def parse_time(text: str) -> datetime:
@@ -96,17 +85,12 @@ def test_custom_status_shows_progress_and_survives_continue_as_new(env: Workflow
 
 
 def test_timeout_reports_the_last_status(
-    devhost_factory: Callable[..., DevHost], monkeypatch: pytest.MonkeyPatch, azurite: Any
+    start_env: Callable[..., WorkflowEnv],
 ) -> None:
-    with workflow_env(
-        devhost_factory,
-        monkeypatch,
-        azurite.connection_string,
-        settings={"PROVISIONING_TIMEOUT_MINUTES": "3"},
-    ) as env:
-        env.sim.set_scenario("operation-never-ends")
-        instance_id = env.host.start_new("provision_community", provisioning_input("req-timeout"))
-        document = env.host.run_until_status(instance_id)["output"]
+    env = start_env(settings={"PROVISIONING_TIMEOUT_MINUTES": "3"})
+    env.sim.set_scenario("operation-never-ends")
+    instance_id = env.host.start_new("provision_community", provisioning_input("req-timeout"))
+    document = env.host.run_until_status(instance_id)["output"]
 
     assert document["status"] == "Failed"
     assert document["error"]["code"] == "Timeout"
@@ -155,20 +139,15 @@ def test_retry_after_of_successful_answers_spaces_checks_across_continue_as_new(
 
 
 def test_a_retry_after_beyond_the_timeout_is_cut_to_the_deadline(
-    devhost_factory: Callable[..., DevHost], monkeypatch: pytest.MonkeyPatch, azurite: Any
+    start_env: Callable[..., WorkflowEnv],
 ) -> None:
-    with workflow_env(
-        devhost_factory,
-        monkeypatch,
-        azurite.connection_string,
-        settings={"PROVISIONING_TIMEOUT_MINUTES": "3"},
-    ) as env:
-        env.sim.set_scenario("operation-never-ends")
-        env.sim.set_scenario("operation-retry-after", retry_after=3600, on="operation")
-        instance_id = env.host.start_new("provision_community", provisioning_input("req-far"))
-        document = env.host.run_until_status(instance_id)["output"]
-        checks = env.status_check_times()
-        create_time = env.graph_calls("create")[0]["time"]
+    env = start_env(settings={"PROVISIONING_TIMEOUT_MINUTES": "3"})
+    env.sim.set_scenario("operation-never-ends")
+    env.sim.set_scenario("operation-retry-after", retry_after=3600, on="operation")
+    instance_id = env.host.start_new("provision_community", provisioning_input("req-far"))
+    document = env.host.run_until_status(instance_id)["output"]
+    checks = env.status_check_times()
+    create_time = env.graph_calls("create")[0]["time"]
 
     assert document["error"]["code"] == "Timeout"
     # First check one interval after the create; an hour-long Retry-After is cut to the 3-minute deadline.
@@ -186,12 +165,12 @@ def test_logs_are_written_once_despite_replays(env: WorkflowEnv, caplog: pytest.
 
 
 def test_unexpected_failure_still_ends_with_a_document(
-    devhost_factory: Callable[..., DevHost], monkeypatch: pytest.MonkeyPatch, azurite: Any
+    start_env: Callable[..., WorkflowEnv],
 ) -> None:
     invalid = {"PROVISIONING_TIMEOUT_MINUTES": "0"}
-    with workflow_env(devhost_factory, monkeypatch, azurite.connection_string, settings=invalid) as env:
-        instance_id = env.host.start_new("provision_community", provisioning_input("req-misconfigured"))
-        status = env.host.run_until_status(instance_id)
+    env = start_env(settings=invalid)
+    instance_id = env.host.start_new("provision_community", provisioning_input("req-misconfigured"))
+    status = env.host.run_until_status(instance_id)
 
     # The settings activity fails (0 is not a valid timeout): the caller gets a Failed document, not a crash.
     assert status["runtimeStatus"] == "Completed"

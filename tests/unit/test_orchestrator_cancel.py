@@ -2,25 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from typing import Any
-
-import pytest
-
 from devhost.durable.history import EventType
-from devhost.testing import DevHost
 from provisioning.workflow import CANCEL_EVENT, CHECKS_PER_EXECUTION
-from tests.e2e.workflow_env import POLL_INTERVAL, WorkflowEnv, provisioning_input, workflow_env
-
-
-@pytest.fixture
-def env(
-    devhost_factory: Callable[..., DevHost], monkeypatch: pytest.MonkeyPatch, azurite: Any
-) -> Iterator[WorkflowEnv]:
-    with workflow_env(
-        devhost_factory, monkeypatch, azurite.connection_string, polls_to_complete=60
-    ) as started:
-        yield started
+from tests.e2e.workflow_env import POLL_INTERVAL, WorkflowEnv, provisioning_input
 
 
 def test_cancel_in_a_continued_execution_ends_at_once_and_cancels_the_pending_timer(env: WorkflowEnv) -> None:
