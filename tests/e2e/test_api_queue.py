@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from devhost.testing import DevHost
 from provisioning.idempotency import instance_id_for_key
-from tests.e2e.workflow_env import WorkflowEnv, request_body, workflow_env
+from tests.e2e.workflow_env import WorkflowEnv, request_body
 
 REQUESTS_QUEUE = "community-requests"
 RESULTS_QUEUE = "community-results"
@@ -20,17 +19,15 @@ pytestmark = pytest.mark.azurite
 
 
 @pytest.fixture
-def env(
-    devhost_factory: Callable[..., DevHost], monkeypatch: pytest.MonkeyPatch, azurite: Any
-) -> Iterator[WorkflowEnv]:
-    with workflow_env(devhost_factory, monkeypatch, azurite.connection_string) as environment:
-        for name in (REQUESTS_QUEUE, RESULTS_QUEUE, REQUESTS_QUEUE + "-poison"):
-            client = environment.host.queue_client(name)
-            try:
-                client.create_queue()
-            except Exception:  # already there from an earlier test: empty it
-                client.clear_messages()
-        yield environment
+def env(start_env: Callable[..., WorkflowEnv]) -> WorkflowEnv:
+    environment = start_env()
+    for name in (REQUESTS_QUEUE, RESULTS_QUEUE, REQUESTS_QUEUE + "-poison"):
+        client = environment.host.queue_client(name)
+        try:
+            client.create_queue()
+        except Exception:  # already there from an earlier test: empty it
+            client.clear_messages()
+    return environment
 
 
 def send(env: WorkflowEnv, message: Any) -> None:
