@@ -33,6 +33,10 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _session_holding_azurite(tmp_path: Path) -> tuple[subprocess.Popen[bytes], int]:
     (tmp_path / "test_hold.py").write_text(HOLDING_TEST)
     marker = tmp_path / "azurite.json"
@@ -44,6 +48,9 @@ def _session_holding_azurite(tmp_path: Path) -> tuple[subprocess.Popen[bytes], i
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        # A shell starts background jobs with SIGINT ignored, and Python keeps an inherited SIG_IGN: reset it
+        # so that the inner session reacts to SIGINT as an interactive one would, however this suite was run.
+        preexec_fn=_default_sigint,
     )
     deadline = time.monotonic() + 60
     while not marker.exists():
