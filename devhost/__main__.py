@@ -41,7 +41,12 @@ def configure_logging() -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-def add_host_options(parser: argparse.ArgumentParser) -> None:
+def add_host_options(
+    parser: argparse.ArgumentParser,
+    *,
+    state_help: str = "SQLite state file (default .devhost/state.db)",
+    state_default: str | None = ".devhost/state.db",
+) -> None:
     """The options of every command that runs the app in the dev host (`devhost`, `devhost.offline`)."""
     parser.add_argument("--port", type=int, default=7071, help="app HTTP port (default 7071, as func start)")
     parser.add_argument(
@@ -51,9 +56,7 @@ def add_host_options(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="durable timers fire N times sooner; orchestrations see the full intervals (default: real time)",
     )
-    parser.add_argument(
-        "--state", default=".devhost/state.db", help="SQLite state file (default .devhost/state.db)"
-    )
+    parser.add_argument("--state", default=state_default, help=state_help)
     parser.add_argument("--app", default="function_app:app", help="module:attribute of the FunctionApp")
     parser.add_argument("--host-json", default="host.json", help="host.json to read (default ./host.json)")
 

@@ -11,6 +11,7 @@ import json
 import os
 import shlex
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -35,7 +36,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         prog="python -m devhost.offline",
         description="Run the app offline: Azurite + Graph simulator + the function app in the dev host.",
     )
-    add_host_options(parser)
+    add_host_options(
+        parser,
+        # The simulator and Azurite keep their state in memory: orchestrations kept from an earlier run would
+        # poll operations (on another simulator port) that no longer exist. Start clean unless asked not to.
+        state_help="SQLite state file to keep and reuse (default: a fresh one per run, removed at exit)",
+        state_default=None,
+    )
     parser.add_argument(
         "--graph-port", type=int, default=0, help="Graph simulator port (default: a free port)"
     )
@@ -74,7 +81,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Another Azurite (or anything) on the default ports: run ours on free ports instead of failing.
         ports=None if busy else AZURITE_DEFAULT_PORTS,
     )
-    clock = make_clock(args.clock_speed, args.state)
+    # Removed by its finalizer when the process exits.
+    fresh_state = tempfile.TemporaryDirectory(prefix="devhost-offline-") if args.state is None else None
+    state_path = args.state if fresh_state is None else str(Path(fresh_state.name) / "state.db")
+    clock = make_clock(args.clock_speed, state_path)
     simulator = GraphSimulator(port=args.graph_port, clock=clock.time)
     runtime: DevHostRuntime | None = None
     try:
@@ -88,7 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         runtime = DevHostRuntime(
             args.app,
             clock=clock,
-            state_path=args.state,
+            state_path=state_path,
             host_json=read_host_json(args.host_json),
             port=args.port,
         )
