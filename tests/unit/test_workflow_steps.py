@@ -4,6 +4,7 @@ callback POST against a local receiver. Checks the envelopes the orchestrator re
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
 from typing import Any
 
@@ -155,3 +156,14 @@ def test_unreachable_receiver_is_retryable_without_leaking_the_url() -> None:
     answer = deliver_callback("http://127.0.0.1:9/cb?sig=top-secret", {"id": "x"}, policy=LOOPBACK_POLICY)
     assert answer["retryable"] is True
     assert "top-secret" not in answer["detail"]
+
+
+def test_callback_signature_stays_out_of_logs_even_at_debug_level(
+    receiver: CallbackReceiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    # urllib3 logs whole request lines at DEBUG; a host running the app's loggers at Debug must not get them.
+    with caplog.at_level(logging.DEBUG):
+        deliver_callback(receiver.url, {"id": "req-1"}, policy=LOOPBACK_POLICY)
+    assert receiver.bodies == [{"id": "req-1"}]
+    assert caplog.records
+    assert "top-secret" not in caplog.text
