@@ -1,7 +1,8 @@
 """Graph resources the simulator serves: Viva Engage communities and operations, users, group members.
 
-Behaviour follows /work/shared/reference/graph-viva-engage.md; where Graph's answer is undocumented the choice
-is listed in docs/graph-simulator.md ("Choices where sources are silent or disagree").
+Behaviour follows the Graph docs and what real clients observe, with sources in docs/graph-simulator.md
+("Graph quirks reproduced"); where Graph's answer is undocumented the choice is listed there too ("Choices
+where sources are silent or disagree").
 """
 
 from __future__ import annotations

@@ -206,7 +206,7 @@ class GraphSimulator:
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
-    # --- public API (contract §1)
+    # --- public API (used by tests and the dev host; listed in docs/graph-simulator.md, "In process")
 
     @property
     def url(self) -> str:

@@ -1,7 +1,8 @@
 """The simulator's directory and Viva Engage data, guarded by one lock.
 
-Ids and timestamps copy what Graph really returns (fact sheet §2.3): ids are unpadded base64url JSON blobs and
-timestamps are UTC with seven fractional digits and a ``Z``.
+Ids and timestamps copy what Graph really returns (the real response in pnp/cli-microsoft365
+docs/docs/cmd/viva/engage/engage-community-add.mdx, not the docs' placeholder GUIDs): ids are unpadded
+base64url JSON blobs and timestamps are UTC with seven fractional digits and a ``Z``.
 """
 
 from __future__ import annotations

@@ -71,7 +71,8 @@ def test_start_check_status_and_complete(host: DevHost) -> None:
     assert done.status_code == 200
     body = done.json()
     assert body["output"] == ["Hello Ada", "Hello again"]
-    # The client posts df_dumps(input) as JSON, so the stored input is JSON text of JSON (fact sheet §5.3).
+    # The client posts df_dumps(input) as JSON (start_new in Azure/azure-functions-durable-python
+    # azure/durable_functions/models/DurableOrchestrationClient.py), so the stored input is JSON text of JSON.
     assert body["input"] == '"Ada"'
     assert body["createdTime"].endswith("Z")
     assert body["lastUpdatedTime"].endswith("Z")

@@ -57,7 +57,9 @@ def test_orchestration_survives_sigkill_and_restart(tmp_path: Path) -> None:
         second.interrupt()
     assert final["runtimeStatus"] == "Completed"
     assert final["output"] == [f"step-{n}" for n in range(STEPS)]
-    assert final["input"] == f'{{"steps": {STEPS}}}'  # the client's double encoding (fact sheet §5.3)
+    # The durable client posts df_dumps(input) as JSON (start_new in Azure/azure-functions-durable-python
+    # azure/durable_functions/models/DurableOrchestrationClient.py), so the stored input is JSON text of JSON.
+    assert final["input"] == f'{{"steps": {STEPS}}}'
     # Every step ran to completion exactly once in the recorded history.
     completed = [e for e in history if e.get("EventType") == "TaskCompleted"]
     assert len(completed) == STEPS
