@@ -1,4 +1,9 @@
-"""Activities making the workflow's Graph calls: one thin function per step (see ``provisioning.steps``)."""
+"""Activities making the workflow's Graph calls: one thin function per step of ``provisioning.steps``.
+
+Parameters are annotated with classes (``str``, ``list``, ``dict``): the Python worker refuses builtin generic
+aliases such as ``dict[str, Any]`` on binding parameters when it loads the app (``FunctionLoadError: ... has
+invalid non-type annotation``; azure-functions-durable-python issue #468).
+"""
 
 from __future__ import annotations
 
@@ -15,36 +20,36 @@ bp = df.Blueprint()
 
 
 @bp.activity_trigger(input_name="unused")
-def load_workflow_settings(unused: Any) -> dict[str, int]:
+def load_workflow_settings(unused: Any) -> dict:
     # Settings are read here, not in the orchestrator: replays must not see a changed environment.
     return WorkflowSettings.from_settings(get_settings()).to_dict()
 
 
-@bp.activity_trigger(input_name="references")
-def resolve_users(references: list[str]) -> dict[str, Any]:
-    return steps.resolve_users(get_graph_client(), references)
+@bp.activity_trigger(input_name="references", activity=steps.RESOLVE_USERS.name)
+def resolve_users(references: list) -> dict:
+    return steps.RESOLVE_USERS.run(get_graph_client(), references)
 
 
-@bp.activity_trigger(input_name="display_name")
-def find_communities(display_name: str) -> dict[str, Any]:
-    return steps.find_communities(get_graph_client(), display_name)
+@bp.activity_trigger(input_name="display_name", activity=steps.FIND_COMMUNITIES.name)
+def find_communities(display_name: str) -> dict:
+    return steps.FIND_COMMUNITIES.run(get_graph_client(), display_name)
 
 
-@bp.activity_trigger(input_name="request")
-def create_community(request: dict[str, Any]) -> dict[str, Any]:
-    return steps.create_community(get_graph_client(), request)
+@bp.activity_trigger(input_name="request", activity=steps.CREATE_COMMUNITY.name)
+def create_community(request: dict) -> dict:
+    return steps.CREATE_COMMUNITY.run(get_graph_client(), request)
 
 
-@bp.activity_trigger(input_name="operation_url")
-def get_operation_status(operation_url: str) -> dict[str, Any]:
-    return steps.get_operation(get_graph_client(), operation_url)
+@bp.activity_trigger(input_name="operation_url", activity=steps.GET_OPERATION_STATUS.name)
+def get_operation_status(operation_url: str) -> dict:
+    return steps.GET_OPERATION_STATUS.run(get_graph_client(), operation_url)
 
 
-@bp.activity_trigger(input_name="community_id")
-def get_community(community_id: str) -> dict[str, Any]:
-    return steps.get_community(get_graph_client(), community_id)
+@bp.activity_trigger(input_name="community_id", activity=steps.GET_COMMUNITY.name)
+def get_community(community_id: str) -> dict:
+    return steps.GET_COMMUNITY.run(get_graph_client(), community_id)
 
 
-@bp.activity_trigger(input_name="batch")
-def add_members(batch: dict[str, Any]) -> dict[str, Any]:
-    return steps.add_members(get_graph_client(), batch["groupId"], batch["userIds"])
+@bp.activity_trigger(input_name="batch", activity=steps.ADD_MEMBERS.name)
+def add_members(batch: dict) -> dict:
+    return steps.ADD_MEMBERS.run(get_graph_client(), batch)

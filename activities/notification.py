@@ -1,9 +1,10 @@
-"""Activities that tell the caller: the callback POST and the results-queue message."""
+"""Activities that tell the caller: the callback POST and the results-queue message.
+
+Binding parameters are annotated with classes (``dict``), never ``dict[str, Any]``: see ``graph_calls``."""
 
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import azure.durable_functions as df
 import azure.functions as func
@@ -14,11 +15,11 @@ bp = df.Blueprint()
 
 
 @bp.activity_trigger(input_name="delivery")
-def deliver_callback(delivery: dict[str, Any]) -> dict[str, Any]:
+def deliver_callback(delivery: dict) -> dict:
     return post_callback(delivery["url"], delivery["document"])
 
 
 @bp.activity_trigger(input_name="document")
 @bp.queue_output(arg_name="message", queue_name="%RESULTS_QUEUE%", connection="AzureWebJobsStorage")
-def publish_result(document: dict[str, Any], message: func.Out[str]) -> None:
+def publish_result(document: dict, message: func.Out[str]) -> None:
     message.set(json.dumps(document))

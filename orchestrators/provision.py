@@ -15,37 +15,39 @@ from __future__ import annotations
 import logging
 from collections.abc import Generator
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import azure.durable_functions as df
 
-from provisioning import workflow
+from provisioning import steps, workflow
+from provisioning.graph import Community, ErrorKind, GraphError, OperationState
 from provisioning.models import CallbackState, Phase, RequestStatus
+from provisioning.steps import GraphStep, StepOutcome
 from provisioning.workflow import WorkflowError, WorkflowSettings
 
 logger = logging.getLogger(__name__)
 
 bp = df.Blueprint()
 
-# Activity names (strings, never function objects: the SDK would send the Python name, gotcha §8.6).
+# Activity names are strings: given a decorated function, the SDK would send its Python name and ignore an
+# `activity=` rename (azure-functions-durable, DurableOrchestrationContext._get_function_name).
 LOAD_SETTINGS = "load_workflow_settings"
-RESOLVE_USERS = "resolve_users"
-FIND_COMMUNITIES = "find_communities"
-CREATE_COMMUNITY = "create_community"
-GET_OPERATION_STATUS = "get_operation_status"
-GET_COMMUNITY = "get_community"
-ADD_MEMBERS = "add_members"
 DELIVER_CALLBACK = "deliver_callback"
 PUBLISH_RESULT = "publish_result"
 
-GRAPH_RETRY = df.RetryOptions(
-    workflow.GRAPH_RETRY_FIRST_INTERVAL_SECONDS * 1000, workflow.GRAPH_RETRY_MAX_ATTEMPTS
+# Activities answer every Graph failure as data; this retries only what raised (a bug or a host fault).
+UNEXPECTED_FAILURE_RETRY = df.RetryOptions(
+    workflow.UNEXPECTED_RETRY_FIRST_INTERVAL_SECONDS * 1000, workflow.UNEXPECTED_RETRY_MAX_ATTEMPTS
 )
 PUBLISH_RETRY = df.RetryOptions(
     workflow.PUBLISH_RETRY_FIRST_INTERVAL_SECONDS * 1000, workflow.PUBLISH_RETRY_MAX_ATTEMPTS
 )
+# Graph answers that ask for a later retry (a lost answer of a create is handled by the create itself).
+RETRYABLE = frozenset({ErrorKind.THROTTLED, ErrorKind.TRANSIENT})
+READ_RETRYABLE = RETRYABLE | {ErrorKind.AMBIGUOUS}  # a read whose answer was lost is simply read again
 
 Steps = Generator[Any, Any, Any]
+T = TypeVar("T")
 
 
 @bp.orchestration_trigger(context_name="context")
@@ -60,7 +62,8 @@ class _Provisioning:
         self.context = context
         self.input, self.state = workflow.split_input(context.get_input())
         # One wait per execution, shared by every cancelable wait: a fresh wait per timer would leave earlier
-        # ones pending, and the .NET shim hands an event to the oldest pending wait (FIFO).
+        # ones pending, and the extension and the SDK hand an event to the newest pending wait of its name only
+        # (a stack: DurableOrchestrationContext.cs in the Durable extension; TaskOrchestrationExecutor.py here).
         self.cancel_requested = context.wait_for_external_event(workflow.CANCEL_EVENT)
 
     # -- helpers -------------------------------------------------------------------------------------------
@@ -103,47 +106,53 @@ class _Provisioning:
         timer = self.context.create_timer(fire_at)
         winner = yield self.context.task_any([timer, self.cancel_requested])
         if winner is not timer:
-            # A pending timer would keep the instance Running until it fires (protocol gotcha §8.13).
+            # A pending timer would keep the instance Running until it fires (DTFx counts open tasks).
             timer.cancel()
             raise workflow.CanceledError()
 
     def call_graph(
         self,
-        activity: str,
+        step: GraphStep[T],
         payload: Any,
-        step: str,
-        retry: df.RetryOptions = GRAPH_RETRY,
-        wait_out_throttling: bool = True,
-    ) -> Steps:
-        """(result, error): 429s waited out here (unless told not to), transient errors retried by Durable,
-        other errors returned."""
-        throttle_waits = 0
+        what: str,
+        *,
+        retry_on: frozenset[ErrorKind] = RETRYABLE,
+        until: datetime | None = None,
+        minimum_wait_seconds: float = 0.0,
+    ) -> Generator[Any, Any, StepOutcome[T]]:
+        """Run a Graph step and return its outcome. Answers that ask for a retry (``retry_on``) are waited out
+        on durable timers (``workflow.retry_delay``) up to the step limits, or as long as the next try comes
+        before ``until``; past that the step fails as GraphUnavailable with Graph's last request id."""
+        attempts = {ErrorKind.THROTTLED: 0, ErrorKind.TRANSIENT: 0, ErrorKind.AMBIGUOUS: 0}
         while True:
             self.check_canceled()
-            try:
-                outcome = yield self.context.call_activity_with_retry(activity, retry, payload)
-            except Exception as exc:
-                # Only the exception's text crosses the activity boundary.
-                if workflow.graph_error_from_failure(str(exc)) is None:
-                    raise
-                raise workflow.unavailable_after_retries(str(exc), step) from None
-            error = outcome.get("error")
-            if error is None:
-                return outcome.get("result"), None
-            if error.get("kind") != "throttled" or not wait_out_throttling:
-                return None, error
-            if throttle_waits >= workflow.MAX_THROTTLE_WAITS:
-                raise workflow.throttled_too_long(error, step)
-            delay = workflow.throttle_delay(error.get("retryAfterSeconds"), throttle_waits)
-            self.log(logging.INFO, "Graph throttled %s; waiting %.3f s", step, delay)
-            throttle_waits += 1
+            answer = yield self.context.call_activity_with_retry(step.name, UNEXPECTED_FAILURE_RETRY, payload)
+            outcome = step.read(answer)
+            error = outcome.error
+            if error is None or error.kind not in retry_on:
+                return outcome
+            made = sum(attempts.values())
+            delay = workflow.retry_delay(error, made, minimum_wait_seconds, self.input.request_id)
+            if until is not None:
+                if self.now + timedelta(seconds=delay) > until:
+                    raise workflow.gave_up(error, what, made + 1)
+            elif attempts[error.kind] >= self.retry_limit(error.kind):
+                raise workflow.gave_up(error, what, made + 1)
+            attempts[error.kind] += 1
+            self.log(
+                logging.INFO, "Graph asked to retry %s (%s); waiting %.3f s", what, error.kind.value, delay
+            )
             yield from self.wait(delay)
 
-    def call_graph_or_fail(self, activity: str, payload: Any, step: str) -> Steps:
-        result, error = yield from self.call_graph(activity, payload, step)
-        if error is not None:
-            raise workflow.rejected(error, step)
-        return result
+    @staticmethod
+    def retry_limit(kind: ErrorKind) -> int:
+        return workflow.MAX_THROTTLE_WAITS if kind is ErrorKind.THROTTLED else workflow.MAX_TRANSIENT_RETRIES
+
+    def call_graph_or_fail(self, step: GraphStep[T], payload: Any, what: str) -> Generator[Any, Any, T]:
+        outcome = yield from self.call_graph(step, payload, what, retry_on=READ_RETRYABLE)
+        if outcome.error is not None:
+            raise workflow.rejected(outcome.error, what)
+        return outcome.unwrap()
 
     # -- the workflow --------------------------------------------------------------------------------------
 
@@ -191,8 +200,8 @@ class _Provisioning:
         state.phase = Phase.RESOLVING_USERS
         self.publish()
         references = list(dict.fromkeys([*spec.owners, *spec.members]))
-        result = yield from self.call_graph_or_fail(RESOLVE_USERS, references, "resolving users")
-        resolved, not_found = result["resolved"], result["notFound"]
+        users = yield from self.call_graph_or_fail(steps.RESOLVE_USERS, references, "resolving users")
+        resolved, not_found = users.resolved, users.not_found
         for owner in spec.owners:
             if owner in not_found:
                 raise workflow.owner_not_found(owner, not_found[owner])
@@ -210,15 +219,15 @@ class _Provisioning:
         state.phase = Phase.CHECKING_NAME
         self.publish()
         found = yield from self.call_graph_or_fail(
-            FIND_COMMUNITIES, spec.display_name, "looking for communities with the same name"
+            steps.FIND_COMMUNITIES, spec.display_name, "looking for communities with the same name"
         )
-        state.existing_community_ids = [community["id"] for community in found]
+        state.existing_community_ids = [community.id for community in found]
         if not found or spec.on_duplicate_name == "create":
             return
         if spec.on_duplicate_name == "fail":
             raise workflow.duplicate_name(spec.display_name, state.existing_community_ids)
-        state.community = found[0]
-        self.log(logging.INFO, "adopting existing community %s", found[0]["id"])
+        state.community = found[0].to_dict()
+        self.log(logging.INFO, "adopting existing community %s", found[0].id)
 
     def create(self) -> Steps:
         state, spec = self.state, self.input.request
@@ -230,18 +239,20 @@ class _Provisioning:
             "privacy": spec.privacy,
             "ownerIds": state.owner_ids,
         }
-        step = "creating the community"
+        what = "creating the community"
         while True:
             state.create_attempts += 1
-            result, error = yield from self.call_graph(CREATE_COMMUNITY, payload, step)
-            if error is None:
-                state.operation_url = result["operationUrl"]
-                state.operation_request_id = result.get("requestId")
+            outcome = yield from self.call_graph(steps.CREATE_COMMUNITY, payload, what)
+            if outcome.error is None:
+                created = outcome.unwrap()
+                state.operation_url = created.operation_url
+                state.operation_request_id = created.request_id
                 # A Retry-After on the 202 delays the first check (never below the poll interval).
-                state.retry_after_seconds = result.get("retryAfterSeconds")
+                state.retry_after_seconds = created.retry_after_seconds
                 return
-            if error.get("kind") != "ambiguous":
-                raise workflow.rejected(error, step)
+            error = outcome.error
+            if error.kind is not ErrorKind.AMBIGUOUS:
+                raise workflow.rejected(error, what)
             # The answer was lost: Graph may have created it. Look before creating again (no duplicates).
             self.log(
                 logging.WARNING,
@@ -250,32 +261,34 @@ class _Provisioning:
             )
             yield from self.wait(self.settings.poll_interval_seconds)
             found = yield from self.call_graph_or_fail(
-                FIND_COMMUNITIES, spec.display_name, "looking for the community after a lost create answer"
+                steps.FIND_COMMUNITIES,
+                spec.display_name,
+                "looking for the community after a lost create answer",
             )
             adopted = workflow.pick_new_community(found, state.existing_community_ids)
             if adopted is not None:
-                state.community = adopted
-                self.log(logging.INFO, "found the community %s created by the lost request", adopted["id"])
+                state.community = adopted.to_dict()
+                self.log(logging.INFO, "found the community %s created by the lost request", adopted.id)
                 return
             if state.create_attempts >= workflow.MAX_CREATE_ATTEMPTS:
                 raise WorkflowError(
                     workflow.ErrorCode.GRAPH_UNAVAILABLE,
-                    f"{step}: Graph's answer was lost {state.create_attempts} times and no community "
-                    "appeared "
-                    f"({workflow.describe_graph_error(error)})",
-                    error.get("requestId"),
+                    f"{what}: Graph's answer was lost {state.create_attempts} times and no community "
+                    f"appeared ({workflow.describe_graph_error(error)})",
+                    error.request_id,
                 )
 
     def wait_for_graph(self) -> Generator[Any, Any, bool]:
-        """Poll the operation until it ends; True when this execution continued as new instead."""
+        """Poll the operation until it ends; True when this execution continued as new instead.
+
+        Graph accepted the create, so only a permanent error or the deadline ends the wait: throttled,
+        transient and lost answers just move the next check (never closer than the interval, never before
+        Graph's Retry-After)."""
         state, settings = self.state, self.settings
         state.phase = Phase.WAITING_FOR_GRAPH
         if state.polling_started_at is None:
             state.polling_started_at = workflow.to_iso(self.now)
-        deadline = workflow.polling_deadline(state.polling_started_at, settings.timeout_minutes)
-        status_retry = df.RetryOptions(
-            settings.poll_interval_seconds * 1000, workflow.STATUS_CHECK_MAX_ATTEMPTS
-        )
+        deadline = self.deadline
         checks_here = 0
         while True:
             if self.now >= deadline:
@@ -291,31 +304,32 @@ class _Provisioning:
             yield from self.wait_until(fire_at)
             state.next_check_at = None
             state.retry_after_seconds = None
-            status, error = yield from self.call_graph(
-                GET_OPERATION_STATUS,
+            outcome = yield from self.call_graph(
+                steps.GET_OPERATION_STATUS,
                 state.operation_url,
                 "checking the creation status",
-                retry=status_retry,
-                wait_out_throttling=False,
+                retry_on=frozenset(),
             )
             state.checks += 1
             checks_here += 1
-            if error is not None and error.get("kind") == "throttled":
-                # The next check waits max(interval, Retry-After): checks stay at least an interval apart.
-                state.retry_after_seconds = error.get("retryAfterSeconds")
-            elif error is not None:  # a read is never ambiguous: this is a permanent refusal
+            error = outcome.error
+            if error is not None and error.kind in READ_RETRYABLE:
+                self.log(logging.WARNING, "status check %s: %s; checking again later", state.checks, error)
+                state.retry_after_seconds = self.jittered_retry_after(error, state.checks)
+            elif error is not None:
                 raise workflow.rejected(error, "checking the creation status")
             else:
+                status = outcome.unwrap()
                 # Graph's long-running-operation pattern may send Retry-After on a successful poll too.
-                state.retry_after_seconds = status.get("retryAfterSeconds")
-                state.operation_status = status["rawStatus"]
-                if status["state"] == "succeeded":
-                    state.resource_id = status.get("resourceId")
+                state.retry_after_seconds = status.retry_after_seconds
+                state.operation_status = status.raw_status
+                if status.state is OperationState.SUCCEEDED:
+                    state.resource_id = status.resource_id
                     self.log(logging.INFO, "Graph finished the creation after %s checks", state.checks)
                     return False
-                if status["state"] == "failed":
+                if status.state is OperationState.FAILED:
                     raise workflow.operation_failed(
-                        status["rawStatus"], status.get("statusDetail"), status.get("requestId")
+                        status.raw_status, status.status_detail, status.request_id
                     )
             if checks_here >= workflow.CHECKS_PER_EXECUTION and self.now < deadline:
                 # A cancel seen in this execution would not reach the next one.
@@ -325,26 +339,47 @@ class _Provisioning:
                 self.context.continue_as_new(next_input)
                 return True
 
+    @property
+    def deadline(self) -> datetime:
+        started = self.state.polling_started_at or workflow.to_iso(self.now)
+        return workflow.polling_deadline(started, self.settings.timeout_minutes)
+
+    def jittered_retry_after(self, error: GraphError, attempt: int) -> float | None:
+        """Graph's Retry-After with the jitter that keeps throttled requests from returning together."""
+        if error.retry_after_seconds is None:
+            return None
+        return workflow.retry_delay(error, attempt, 0.0, self.input.request_id)
+
     def confirm(self) -> Steps:
         state, spec = self.state, self.input.request
         state.phase = Phase.CONFIRMING
         self.publish()
+        what = "reading the created community"
         for attempt in range(workflow.CONFIRM_RECHECKS + 1):
             if attempt:
                 yield from self.wait(self.settings.poll_interval_seconds)
+            community: Community | None
             if state.resource_id:
-                community, error = yield from self.call_graph(
-                    GET_COMMUNITY, state.resource_id, "reading the created community"
+                # The community exists in Graph: keep reading on the poll cadence until the deadline.
+                outcome = yield from self.call_graph(
+                    steps.GET_COMMUNITY,
+                    state.resource_id,
+                    what,
+                    retry_on=READ_RETRYABLE,
+                    until=self.deadline,
+                    minimum_wait_seconds=self.settings.poll_interval_seconds,
                 )
-                if error is not None and error.get("httpStatus") != 404:
-                    raise workflow.rejected(error, "reading the created community")
+                error = outcome.error
+                if error is not None and error.http_status != 404:
+                    raise workflow.rejected(error, what)
+                community = outcome.value
             else:
                 found = yield from self.call_graph_or_fail(
-                    FIND_COMMUNITIES, spec.display_name, "looking for the created community"
+                    steps.FIND_COMMUNITIES, spec.display_name, "looking for the created community"
                 )
                 community = workflow.pick_new_community(found, state.existing_community_ids)
             if community is not None:
-                state.community = community
+                state.community = community.to_dict()
                 return
             self.log(
                 logging.WARNING,
@@ -369,23 +404,26 @@ class _Provisioning:
             return
         for batch in workflow.member_batches(list(reference_of)):
             try:
-                result, error = yield from self.call_graph(
-                    ADD_MEMBERS, {"groupId": group_id, "userIds": batch}, "adding members"
+                outcome = yield from self.call_graph(
+                    steps.ADD_MEMBERS, {"groupId": group_id, "userIds": batch}, "adding members"
                 )
+                failure = None if outcome.error is None else workflow.describe_graph_error(outcome.error)
             except workflow.CanceledError:
                 raise
-            except WorkflowError as failure:  # one batch failing is not fatal for the request
-                result, error = None, {"message": failure.message}
-            if error is not None:
-                text = workflow.describe_graph_error(error)
-                state.members_failed.extend({"id": reference_of[user_id], "error": text} for user_id in batch)
+            except WorkflowError as gave_up:  # one batch failing is not fatal for the request
+                failure = gave_up.message
+            if failure is not None:
+                state.members_failed.extend(
+                    {"id": reference_of[user_id], "error": failure} for user_id in batch
+                )
             else:
+                result = outcome.unwrap()
                 # Already a member counts as added; keep the request's order.
-                added = {*result["added"], *result["alreadyMembers"]}
+                added = {*result.added, *result.already_members}
                 state.members_added.extend(reference_of[user_id] for user_id in batch if user_id in added)
                 state.members_failed.extend(
-                    {"id": reference_of[item["id"]], "error": workflow.member_error_text(item["error"])}
-                    for item in result["failed"]
+                    {"id": reference_of[user_id], "error": workflow.member_error_text(error)}
+                    for user_id, error in result.failed
                 )
             self.publish()
 

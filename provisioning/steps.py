@@ -1,88 +1,152 @@
-"""One function per workflow step: a Graph call through ``GraphClient``, answered as plain JSON.
+"""The activity boundary: one ``GraphStep`` per Graph call, and the wire format both of its sides use.
 
-Activities call these with ``get_graph_client()``. The answer is an envelope the orchestrator can replay:
-``{"result": ...}`` on success, ``{"error": GraphError.to_dict()}`` for throttled, permanent and ambiguous
-errors (the orchestrator decides: wait Retry-After, fail, or look up an ambiguous create). Transient errors
-are raised as ``TransientGraphError`` so the Durable retry policy re-runs the activity; the error travels as
-JSON in the exception text because the orchestrator only ever sees that text.
+An activity runs ``step.run(client, payload)`` and answers plain JSON: ``{"result": ...}`` or ``{"error":
+GraphError.to_dict()}``. Every Graph failure is data, transient ones included: nothing structured travels in
+exception text, which the Functions host rewrites on its way to the orchestrator (its ``Sanitizer`` hides
+anything after ``key=``, ``sig=``, ``token=``... up to the next quote). The orchestrator reads an answer back
+with ``step.read(answer)`` as a typed ``StepOutcome`` and decides: wait and retry, look up, or fail. Only
+unexpected failures (bugs, host faults) raise, and Durable's retry policy handles those.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, TypeVar
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
 
-from provisioning.graph import ErrorKind, GraphClient, GraphError
-from provisioning.workflow import is_user_not_found, transient_failure_message
+from provisioning.graph import (
+    Community,
+    CreatedOperation,
+    ErrorKind,
+    GraphClient,
+    GraphError,
+    MemberAddResult,
+    OperationStatus,
+)
 
 T = TypeVar("T")
 
 
-class TransientGraphError(Exception):
-    """A transient Graph failure; the message embeds the error for the orchestrator (see ``workflow``)."""
+@dataclass(frozen=True)
+class StepOutcome(Generic[T]):
+    """What a Graph step answered: its value, or the classified Graph error."""
 
-    def __init__(self, error: GraphError) -> None:
-        super().__init__(transient_failure_message(error.to_dict()))
+    value: T | None = None
+    error: GraphError | None = None
 
-
-def _envelope(call: Callable[[], T], render: Callable[[T], Any]) -> dict[str, Any]:
-    try:
-        value = call()
-    except GraphError as err:
-        if err.kind is ErrorKind.TRANSIENT:
-            raise TransientGraphError(err) from err
-        return {"error": err.to_dict()}
-    return {"result": render(value)}
+    def unwrap(self) -> T:
+        """The value of a step known to have succeeded."""
+        if self.error is not None or self.value is None:
+            raise ValueError("the step failed; read .error")
+        return self.value
 
 
-def create_community(client: GraphClient, request: Mapping[str, Any]) -> dict[str, Any]:
-    """``request``: displayName, description, privacy, ownerIds; result: operationUrl, retryAfterSeconds,
-    requestId, clientRequestId (``CreatedOperation.to_dict``)."""
-    return _envelope(
-        lambda: client.create_community(
-            request["displayName"], request.get("description"), request["privacy"], request["ownerIds"]
-        ),
-        lambda created: created.to_dict(),
+@dataclass(frozen=True)
+class ResolvedUsers:
+    """Object ids for the ids/UPNs given, and the Graph error of each user Graph does not know."""
+
+    resolved: dict[str, str] = field(default_factory=dict)
+    not_found: dict[str, GraphError] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "resolved": dict(self.resolved),
+            "notFound": {reference: error.to_dict() for reference, error in self.not_found.items()},
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ResolvedUsers:
+        return cls(
+            resolved=dict(data["resolved"]),
+            not_found={
+                reference: GraphError.from_dict(error) for reference, error in data["notFound"].items()
+            },
+        )
+
+
+@dataclass(frozen=True)
+class GraphStep(Generic[T]):
+    """One activity's Graph call: what it runs (activity side) and how its value crosses the boundary."""
+
+    name: str  # the activity's name, as the orchestrator schedules it
+    call: Callable[[GraphClient, Any], T]
+    to_wire: Callable[[T], Any]
+    from_wire: Callable[[Any], T]
+
+    def run(self, client: GraphClient, payload: Any) -> dict[str, Any]:
+        try:
+            value = self.call(client, payload)
+        except GraphError as err:
+            return {"error": err.to_dict()}
+        return {"result": self.to_wire(value)}
+
+    def read(self, answer: Mapping[str, Any]) -> StepOutcome[T]:
+        error = answer.get("error")
+        if error is not None:
+            return StepOutcome(error=GraphError.from_dict(error))
+        return StepOutcome(value=self.from_wire(answer["result"]))
+
+
+def is_user_not_found(error: GraphError) -> bool:
+    """Graph answers an unknown user id or UPN with 404 (and a malformed one with 400)."""
+    return error.kind is ErrorKind.PERMANENT and error.http_status in (400, 404)
+
+
+def _resolve_users(client: GraphClient, references: Sequence[str]) -> ResolvedUsers:
+    """A user Graph does not know is a per-user answer; any other error is the step's error (a 429 midway
+    means the whole list is resolved again after the wait, which only repeats reads)."""
+    result = ResolvedUsers()
+    for reference in references:
+        try:
+            result.resolved[reference] = client.resolve_user(reference)
+        except GraphError as err:
+            if not is_user_not_found(err):
+                raise
+            result.not_found[reference] = err
+    return result
+
+
+def _create(client: GraphClient, request: Mapping[str, Any]) -> CreatedOperation:
+    return client.create_community(
+        request["displayName"], request.get("description"), request["privacy"], request["ownerIds"]
     )
 
 
-def get_operation(client: GraphClient, operation_url: str) -> dict[str, Any]:
-    """Result: ``OperationStatus.to_dict`` (state, rawStatus, ..., retryAfterSeconds for the next wait)."""
-    return _envelope(lambda: client.get_operation(operation_url), lambda status: status.to_dict())
+def _communities_to_wire(communities: Sequence[Community]) -> list[dict[str, Any]]:
+    return [community.to_dict() for community in communities]
 
 
-def get_community(client: GraphClient, community_id: str) -> dict[str, Any]:
-    return _envelope(lambda: client.get_community(community_id), lambda community: community.to_dict())
+def _communities_from_wire(data: Sequence[Mapping[str, Any]]) -> list[Community]:
+    return [Community.from_json(community) for community in data]
 
 
-def find_communities(client: GraphClient, display_name: str) -> dict[str, Any]:
-    return _envelope(
-        lambda: client.find_communities_by_name(display_name),
-        lambda communities: [community.to_dict() for community in communities],
-    )
-
-
-def add_members(client: GraphClient, group_id: str, user_ids: Sequence[str]) -> dict[str, Any]:
-    return _envelope(lambda: client.add_group_members(group_id, user_ids), lambda result: result.to_dict())
-
-
-def resolve_users(client: GraphClient, references: Sequence[str]) -> dict[str, Any]:
-    """Object ids for ids/UPNs. Result: ``resolved`` {reference: id} and ``notFound`` {reference: error}.
-
-    A user Graph does not know is a per-user answer; any other error is the step's error (a 429 midway means
-    the whole list is resolved again after the wait, which only repeats reads).
-    """
-
-    def resolve_all() -> dict[str, Any]:
-        resolved: dict[str, str] = {}
-        not_found: dict[str, dict[str, Any]] = {}
-        for reference in references:
-            try:
-                resolved[reference] = client.resolve_user(reference)
-            except GraphError as err:
-                if not is_user_not_found(err.to_dict()):
-                    raise
-                not_found[reference] = err.to_dict()
-        return {"resolved": resolved, "notFound": not_found}
-
-    return _envelope(resolve_all, lambda result: result)
+RESOLVE_USERS: GraphStep[ResolvedUsers] = GraphStep(
+    "resolve_users", _resolve_users, ResolvedUsers.to_dict, ResolvedUsers.from_dict
+)
+FIND_COMMUNITIES: GraphStep[list[Community]] = GraphStep(
+    "find_communities",
+    lambda client, display_name: client.find_communities_by_name(display_name),
+    _communities_to_wire,
+    _communities_from_wire,
+)
+CREATE_COMMUNITY: GraphStep[CreatedOperation] = GraphStep(
+    "create_community", _create, CreatedOperation.to_dict, CreatedOperation.from_dict
+)
+GET_OPERATION_STATUS: GraphStep[OperationStatus] = GraphStep(
+    "get_operation_status",
+    lambda client, operation_url: client.get_operation(operation_url),
+    OperationStatus.to_dict,
+    OperationStatus.from_dict,
+)
+GET_COMMUNITY: GraphStep[Community] = GraphStep(
+    "get_community",
+    lambda client, community_id: client.get_community(community_id),
+    Community.to_dict,
+    Community.from_json,
+)
+ADD_MEMBERS: GraphStep[MemberAddResult] = GraphStep(
+    "add_members",
+    lambda client, batch: client.add_group_members(batch["groupId"], batch["userIds"]),
+    MemberAddResult.to_dict,
+    MemberAddResult.from_dict,
+)

@@ -11,6 +11,7 @@ State travels across ``continue_as_new`` inside the orchestrator input (``Provis
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from collections.abc import Callable, Mapping, Sequence
@@ -18,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from provisioning.graph import MEMBERS_PER_REQUEST, Community, GraphError
 from provisioning.models import (
     CANCELED_MESSAGE,
     CallbackState,
@@ -28,6 +30,7 @@ from provisioning.models import (
     StatusDocument,
 )
 from provisioning.settings import MIN_STATUS_POLL_INTERVAL_SECONDS, Settings
+from provisioning.steps import is_user_not_found
 
 # Status checks per orchestration execution before ``continue_as_new``: each check adds about 8 history events
 # (timer created/fired, task scheduled/completed, episode markers), so history stays under ~100 events however
@@ -37,18 +40,22 @@ CHECKS_PER_EXECUTION = 10
 MAX_CREATE_ATTEMPTS = 3
 # "Succeeded but no community" (Graph eventual consistency): look again this many times, one interval apart.
 CONFIRM_RECHECKS = 3
-# Graph accepts at most 20 members@odata.bind references per PATCH.
-MEMBER_BATCH_SIZE = 20
-# 429s waited out per step before the step is reported as GraphUnavailable.
+# Graph answers that ask for a later retry (429, 5xx, a lost answer of a read), waited out on durable timers
+# by one-shot steps (name check, create, member batches) before the step reports GraphUnavailable. Status
+# checks and the confirming read instead keep trying until the provisioning deadline.
 MAX_THROTTLE_WAITS = 20
+MAX_TRANSIENT_RETRIES = 4
 # Without Retry-After, Graph asks for exponential backoff.
-THROTTLE_BACKOFF_BASE_SECONDS = 5.0
-THROTTLE_BACKOFF_MAX_SECONDS = 300.0
-# Durable retries for transient Graph errors (5xx, timeouts) of one-shot steps.
-GRAPH_RETRY_FIRST_INTERVAL_SECONDS = 5
-GRAPH_RETRY_MAX_ATTEMPTS = 4
-# Status checks are retried one poll interval apart, so two checks are never closer than the interval.
-STATUS_CHECK_MAX_ATTEMPTS = 3
+RETRY_BACKOFF_BASE_SECONDS = 5.0
+RETRY_BACKOFF_MAX_SECONDS = 300.0
+# A Retry-After beyond an hour is taken as an hour: the deadline still bounds the whole request.
+RETRY_AFTER_CAP_SECONDS = 3600.0
+# Requests waiting out the same throttling would all retry at the same instant; each adds up to this share of
+# its wait, chosen per request and attempt (deterministic, so replays agree).
+RETRY_JITTER_FRACTION = 0.2
+# Unexpected activity failures (a bug or a host fault, never a Graph answer): Durable's fixed-interval retry.
+UNEXPECTED_RETRY_FIRST_INTERVAL_SECONDS = 5
+UNEXPECTED_RETRY_MAX_ATTEMPTS = 3
 # Callback delivery: first attempt at once, then after these backoff delays (seconds).
 CALLBACK_RETRY_DELAYS_SECONDS = (10, 30, 90, 270)
 # Result queue writes are retried by the Durable retry policy.
@@ -58,10 +65,6 @@ PUBLISH_RETRY_MAX_ATTEMPTS = 5
 # The external event that cancels a request (raised by DELETE, waited for by the orchestrator).
 CANCEL_EVENT = "cancel"
 
-# An activity that fails with a transient Graph error raises an exception whose message carries the error as
-# JSON after this marker; the orchestrator only ever sees the exception's text (Durable gotcha: activity
-# exceptions arrive as a plain ``Exception("<Reason> \n <Details>")``).
-GRAPH_ERROR_MARKER = "GraphErrorJSON:"
 # The Graph client's code for a URL it refused to send the bearer token to (provisioning/graph/urls.py).
 UNTRUSTED_GRAPH_URL = "UntrustedGraphUrl"
 
@@ -113,12 +116,18 @@ class WorkflowSettings:
     poll_interval_seconds: int = MIN_STATUS_POLL_INTERVAL_SECONDS
     timeout_minutes: int = 60
 
+    def __post_init__(self) -> None:
+        # Settings raise a lower value to the floor where they are read; saved state was made from them.
+        if self.poll_interval_seconds < MIN_STATUS_POLL_INTERVAL_SECONDS:
+            raise ValueError(
+                f"poll interval {self.poll_interval_seconds} s is below Graph's minimum of "
+                f"{MIN_STATUS_POLL_INTERVAL_SECONDS} s"
+            )
+
     @classmethod
     def from_settings(cls, settings: Settings) -> WorkflowSettings:
         return cls(
-            poll_interval_seconds=max(
-                settings.status_poll_interval_seconds, MIN_STATUS_POLL_INTERVAL_SECONDS
-            ),
+            poll_interval_seconds=settings.status_poll_interval_seconds,
             timeout_minutes=settings.provisioning_timeout_minutes,
         )
 
@@ -128,7 +137,7 @@ class WorkflowSettings:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> WorkflowSettings:
         return cls(
-            poll_interval_seconds=max(int(data["pollIntervalSeconds"]), MIN_STATUS_POLL_INTERVAL_SECONDS),
+            poll_interval_seconds=int(data["pollIntervalSeconds"]),
             timeout_minutes=int(data["timeoutMinutes"]),
         )
 
@@ -143,27 +152,40 @@ def status_check_delay(
     A Retry-After reaching past the polling deadline is cut to the deadline (never below the interval), so
     the last check still comes at most one interval after the timeout instead of hours later.
     """
-    interval = float(max(poll_interval_seconds, MIN_STATUS_POLL_INTERVAL_SECONDS))
     if retry_after_seconds is None or not math.isfinite(retry_after_seconds):
-        return interval
+        return float(poll_interval_seconds)
     wait = retry_after_seconds
     if seconds_until_deadline is not None:
         wait = min(wait, seconds_until_deadline)
-    return max(interval, wait)
+    return max(float(poll_interval_seconds), wait)
 
 
-def throttle_delay(retry_after_seconds: float | None, waits_so_far: int) -> float:
-    """Seconds to wait after a 429: Graph's Retry-After, else exponential backoff (capped)."""
-    if retry_after_seconds is not None and math.isfinite(retry_after_seconds) and retry_after_seconds >= 0:
-        return min(retry_after_seconds, THROTTLE_BACKOFF_MAX_SECONDS) if retry_after_seconds > 0 else 1.0
-    return min(THROTTLE_BACKOFF_BASE_SECONDS * 2**waits_so_far, THROTTLE_BACKOFF_MAX_SECONDS)
+def retry_delay(error: GraphError, attempt: int, minimum_seconds: float, jitter_key: str) -> float:
+    """Seconds to wait before retrying after ``error``: one rule for every answer that asks for a retry.
+
+    max(Graph's Retry-After, else exponential backoff; the step's own minimum), plus jitter so that requests
+    waiting out the same throttling do not all come back at once. Never less than Retry-After.
+    """
+    advice = error.retry_after_seconds
+    if advice is not None and math.isfinite(advice) and advice >= 0:
+        wait = min(advice, RETRY_AFTER_CAP_SECONDS)
+    else:
+        wait = min(RETRY_BACKOFF_BASE_SECONDS * 2**attempt, RETRY_BACKOFF_MAX_SECONDS)
+    wait = max(wait, minimum_seconds, 1.0)
+    return wait * (1 + RETRY_JITTER_FRACTION * jitter_fraction(jitter_key, attempt))
+
+
+def jitter_fraction(key: str, attempt: int) -> float:
+    """A fraction in [0, 1) fixed by ``key`` and ``attempt``: random-looking across requests, replay-safe."""
+    digest = hashlib.sha256(f"{key}/{attempt}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") / 2**32
 
 
 def polling_deadline(polling_started_at: str, timeout_minutes: int) -> datetime:
     return from_iso(polling_started_at) + timedelta(minutes=timeout_minutes)
 
 
-def member_batches(user_ids: Sequence[str], size: int = MEMBER_BATCH_SIZE) -> list[list[str]]:
+def member_batches(user_ids: Sequence[str], size: int = MEMBERS_PER_REQUEST) -> list[list[str]]:
     return [list(user_ids[start : start + size]) for start in range(0, len(user_ids), size)]
 
 
@@ -171,47 +193,27 @@ def member_batches(user_ids: Sequence[str], size: int = MEMBER_BATCH_SIZE) -> li
 # Graph errors as the orchestrator sees them
 
 
-def transient_failure_message(error: Mapping[str, Any]) -> str:
-    """The text an activity raises for a transient Graph error (read back by ``graph_error_from_failure``)."""
-    return f"{error.get('message') or 'Graph call failed'} {GRAPH_ERROR_MARKER}{json.dumps(dict(error))}"
-
-
-def graph_error_from_failure(text: str) -> dict[str, Any] | None:
-    """The Graph error an activity put into its exception text, or None when the text carries none."""
-    start = text.find(GRAPH_ERROR_MARKER)
-    if start < 0:
-        return None
-    try:
-        value, _ = json.JSONDecoder().raw_decode(text, start + len(GRAPH_ERROR_MARKER))
-    except ValueError:
-        return None
-    return value if isinstance(value, dict) else None
-
-
-def unavailable_after_retries(failure_text: str, step: str) -> WorkflowError:
-    """Transient retries are exhausted: ``GraphUnavailable`` with the last request id Graph gave."""
-    error = graph_error_from_failure(failure_text)
-    if error is None:
-        return WorkflowError(ErrorCode.GRAPH_UNAVAILABLE, f"{step} failed and retries are exhausted")
+def gave_up(error: GraphError, step: str, attempts: int) -> WorkflowError:
+    """Graph kept asking for a retry: ``GraphUnavailable`` with the last request id Graph gave."""
     return WorkflowError(
         ErrorCode.GRAPH_UNAVAILABLE,
-        f"{step} failed and retries are exhausted: {describe_graph_error(error)}",
-        error.get("requestId"),
+        f"{step}: Graph was still unavailable after {attempts} attempts ({describe_graph_error(error)})",
+        error.request_id,
     )
 
 
-def describe_graph_error(error: Mapping[str, Any]) -> str:
+def describe_graph_error(error: GraphError) -> str:
     parts = []
-    if error.get("httpStatus") is not None:
-        parts.append(f"HTTP {error['httpStatus']}")
-    if error.get("code"):
-        parts.append(str(error["code"]))
+    if error.http_status is not None:
+        parts.append(f"HTTP {error.http_status}")
+    if error.code:
+        parts.append(error.code)
     head = " ".join(parts)
-    message = str(error.get("message") or "").strip()
+    message = (error.message or "").strip()
     return f"{head}: {message}" if head and message else head or message or "Graph call failed"
 
 
-def rejected(error: Mapping[str, Any], step: str) -> WorkflowError:
+def rejected(error: GraphError, step: str) -> WorkflowError:
     """A permanent Graph error: ``GraphRejected`` with Graph's code and request id.
 
     The client's token-host guard (``UntrustedGraphUrl``: Graph's answer pointed to another host) is permanent
@@ -219,34 +221,21 @@ def rejected(error: Mapping[str, Any], step: str) -> WorkflowError:
     """
     what = (
         "Graph's answer pointed to a host the token is never sent to"
-        if error.get("code") == UNTRUSTED_GRAPH_URL
+        if error.code == UNTRUSTED_GRAPH_URL
         else "Graph rejected the request"
     )
     return WorkflowError(
-        ErrorCode.GRAPH_REJECTED, f"{step}: {what} ({describe_graph_error(error)})", error.get("requestId")
+        ErrorCode.GRAPH_REJECTED, f"{step}: {what} ({describe_graph_error(error)})", error.request_id
     )
 
 
-def throttled_too_long(error: Mapping[str, Any], step: str) -> WorkflowError:
+def owner_not_found(owner: str, error: GraphError) -> WorkflowError:
     return WorkflowError(
-        ErrorCode.GRAPH_UNAVAILABLE,
-        f"{step}: Graph kept throttling after {MAX_THROTTLE_WAITS} waits ({describe_graph_error(error)})",
-        error.get("requestId"),
+        ErrorCode.USER_NOT_FOUND, f"owner {owner!r} was not found in Entra ID", error.request_id
     )
 
 
-def is_user_not_found(error: Mapping[str, Any]) -> bool:
-    """Graph answers an unknown user id or UPN with 404 (and a malformed one with 400)."""
-    return error.get("kind") == "permanent" and error.get("httpStatus") in (400, 404)
-
-
-def owner_not_found(owner: str, error: Mapping[str, Any]) -> WorkflowError:
-    return WorkflowError(
-        ErrorCode.USER_NOT_FOUND, f"owner {owner!r} was not found in Entra ID", error.get("requestId")
-    )
-
-
-def member_error_text(error: Mapping[str, Any]) -> str:
+def member_error_text(error: GraphError) -> str:
     if is_user_not_found(error):
         return "user not found"
     return describe_graph_error(error)
@@ -291,14 +280,9 @@ def internal_error(exc: BaseException) -> WorkflowError:
     )
 
 
-def pick_new_community(
-    found: Sequence[Mapping[str, Any]], existing_ids: Sequence[str]
-) -> dict[str, Any] | None:
+def pick_new_community(found: Sequence[Community], existing_ids: Sequence[str]) -> Community | None:
     """The community an ambiguous create made: one with the name that did not exist before we created."""
-    for community in found:
-        if community.get("id") not in existing_ids:
-            return dict(community)
-    return None
+    return next((community for community in found if community.id not in existing_ids), None)
 
 
 # ------------------------------------------------------------------------------------------------------------

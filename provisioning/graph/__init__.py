@@ -1,11 +1,12 @@
 """Microsoft Graph client for Viva Engage communities (no Azure Functions imports)."""
 
-from .client import GraphClient, get_graph_client
+from .client import MEMBERS_PER_REQUEST, GraphClient, get_graph_client
 from .errors import ErrorKind, GraphError, parse_retry_after
 from .models import Community, CreatedOperation, MemberAddResult
 from .operation import OperationState, OperationStatus, map_status
 
 __all__ = [
+    "MEMBERS_PER_REQUEST",
     "Community",
     "CreatedOperation",
     "ErrorKind",

@@ -27,6 +27,15 @@ class CreatedOperation:
             "retryAfterSeconds": self.retry_after_seconds,
         }
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> CreatedOperation:
+        return cls(
+            operation_url=data["operationUrl"],
+            request_id=data.get("requestId"),
+            client_request_id=data["clientRequestId"],
+            retry_after_seconds=data.get("retryAfterSeconds"),
+        )
+
 
 @dataclass(frozen=True)
 class Community:
@@ -72,3 +81,11 @@ class MemberAddResult:
             "alreadyMembers": list(self.already_members),
             "failed": [{"id": user_id, "error": error.to_dict()} for user_id, error in self.failed],
         }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> MemberAddResult:
+        return cls(
+            added=list(data["added"]),
+            already_members=list(data["alreadyMembers"]),
+            failed=[(item["id"], GraphError.from_dict(item["error"])) for item in data["failed"]],
+        )

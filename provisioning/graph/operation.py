@@ -87,6 +87,19 @@ class OperationStatus:
             "retryAfterSeconds": self.retry_after_seconds,
         }
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> OperationStatus:
+        return cls(
+            state=OperationState(data["state"]),
+            raw_status=data["rawStatus"],
+            is_unknown=data["isUnknown"],
+            status_detail=data.get("statusDetail"),
+            resource_id=data.get("resourceId"),
+            resource_location=data.get("resourceLocation"),
+            request_id=data.get("requestId"),
+            retry_after_seconds=data.get("retryAfterSeconds"),
+        )
+
 
 def _optional_string(value: Any) -> str | None:
     if value is None:

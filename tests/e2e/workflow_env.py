@@ -15,6 +15,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from devhost.testing import DevHost
 from graph_simulator import SEED_USERS, GraphSimulator
 from provisioning.idempotency import instance_id_for_key
 from provisioning.settings import get_settings
+from provisioning.workflow import RETRY_JITTER_FRACTION
 
 OWNER = SEED_USERS[0]
 MEMBER = SEED_USERS[1]
@@ -109,6 +111,20 @@ class WorkflowEnv:
 def gaps(times: list[float]) -> list[float]:
     """Differences between successive times."""
     return [later - earlier for earlier, later in itertools.pairwise(times)]
+
+
+@dataclass(frozen=True)
+class jittered:  # noqa: N801 - reads as a matcher in assertions: gaps(...) == [jittered(5.0)]
+    """Equals a wait of ``expected`` seconds plus at most the retry jitter (never less than ``expected``)."""
+
+    expected: float
+
+    def __eq__(self, actual: object) -> bool:
+        top = self.expected * (1 + RETRY_JITTER_FRACTION)
+        return isinstance(actual, float | int) and self.expected - 1e-6 <= actual <= top + 1e-6
+
+    def __repr__(self) -> str:
+        return f"{self.expected} (+ up to {RETRY_JITTER_FRACTION:.0%})"
 
 
 def request_body(name: str = "Contoso Engineering", **overrides: Any) -> dict[str, Any]:

@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.workflow_env import POLL_INTERVAL, WorkflowEnv, gaps, provisioning_input
+from provisioning.workflow import MAX_TRANSIENT_RETRIES
+from tests.e2e.workflow_env import POLL_INTERVAL, WorkflowEnv, gaps, jittered, provisioning_input
 
 TIMER_CREATED = 10
 
@@ -105,20 +106,23 @@ def test_transient_errors_exhausted_become_graph_unavailable_with_the_request_id
 
     assert document["error"]["code"] == "GraphUnavailable"
     lists = env.graph_calls("list")
-    assert len(lists) == 4  # the Durable retry policy's attempts
+    assert len(lists) == 1 + MAX_TRANSIENT_RETRIES
     assert document["error"]["graphRequestId"] == lists[-1]["requestId"]
-    assert gaps([entry["time"] for entry in lists]) == [5.0, 5.0, 5.0]
+    # No Retry-After: exponential backoff on durable timers, each wait jittered.
+    assert gaps([entry["time"] for entry in lists]) == [
+        jittered(5.0 * 2**n) for n in range(MAX_TRANSIENT_RETRIES)
+    ]
     assert env.graph_calls("create") == []
 
 
-def test_throttling_waits_exactly_retry_after_in_durable_timers(env: WorkflowEnv) -> None:
+def test_throttling_waits_retry_after_plus_jitter_in_durable_timers(env: WorkflowEnv) -> None:
     env.sim.set_scenario("throttle", retry_after=2.128, form="fractional", route="create", times=2)
     instance_id = env.host.start_new("provision_community", provisioning_input("req-throttled"))
     env.host.advance(10)
 
     creates = env.graph_calls("create")
     assert [entry["status"] for entry in creates][:2] == [429, 429]
-    assert gaps([entry["time"] for entry in creates]) == [pytest.approx(2.128, abs=1e-3)] * 2
+    assert gaps([entry["time"] for entry in creates]) == [jittered(2.128)] * 2
     assert env.host.run_until_status(instance_id)["output"]["status"] == "Succeeded"
 
 

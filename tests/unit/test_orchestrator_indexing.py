@@ -5,16 +5,17 @@ from __future__ import annotations
 
 from devhost.indexing import index_app, load_app
 from orchestrators import provision
+from provisioning import steps
 from provisioning.models import ORCHESTRATOR_NAME
 
 CALLED_ACTIVITIES = {
     provision.LOAD_SETTINGS,
-    provision.RESOLVE_USERS,
-    provision.FIND_COMMUNITIES,
-    provision.CREATE_COMMUNITY,
-    provision.GET_OPERATION_STATUS,
-    provision.GET_COMMUNITY,
-    provision.ADD_MEMBERS,
+    steps.RESOLVE_USERS.name,
+    steps.FIND_COMMUNITIES.name,
+    steps.CREATE_COMMUNITY.name,
+    steps.GET_OPERATION_STATUS.name,
+    steps.GET_COMMUNITY.name,
+    steps.ADD_MEMBERS.name,
     provision.DELIVER_CALLBACK,
     provision.PUBLISH_RESULT,
 }

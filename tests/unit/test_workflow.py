@@ -10,8 +10,10 @@ from typing import Any
 import pytest
 
 from provisioning import workflow
+from provisioning.graph import Community, GraphError
 from provisioning.models import CallbackState, ErrorCode, Phase, ProvisioningInput, RequestStatus
 from provisioning.settings import Settings
+from provisioning.steps import is_user_not_found
 from provisioning.workflow import WorkflowSettings
 
 NOW = datetime(2026, 1, 1, 10, 0, 0, tzinfo=UTC)
@@ -47,7 +49,6 @@ def make_input(**overrides: Any) -> dict[str, Any]:
         (30, 2.128, 30.0),  # a short Retry-After never shortens the poll interval
         (30, 45.5, 45.5),  # a longer one is honoured exactly
         (60, 10, 60.0),
-        (10, None, 30.0),  # below Graph's minimum: raised to 30 s
         (30, float("inf"), 30.0),
     ],
 )
@@ -72,28 +73,58 @@ def test_status_check_delay_never_waits_far_past_the_deadline(
     assert workflow.status_check_delay(30, retry_after, seconds_left) == expected
 
 
-def test_throttle_delay_honours_fractional_retry_after() -> None:
-    assert workflow.throttle_delay(2.128, 0) == 2.128
-    assert workflow.throttle_delay(7, 5) == 7
+def graph_error(kind: str = "transient", retry_after: float | None = None, **fields: Any) -> GraphError:
+    return GraphError.from_dict(
+        {
+            "kind": kind,
+            "message": "Service unavailable",
+            "requestId": "rid-503",
+            "retryAfterSeconds": retry_after,
+        }
+        | fields
+    )
 
 
-def test_throttle_delay_without_retry_after_backs_off_exponentially_and_is_capped() -> None:
-    delays = [workflow.throttle_delay(None, n) for n in range(8)]
-    assert delays[:4] == [5.0, 10.0, 20.0, 40.0]
-    assert delays == sorted(delays)
-    assert max(delays) == workflow.THROTTLE_BACKOFF_MAX_SECONDS
+@pytest.mark.parametrize("kind", ["throttled", "transient"])
+def test_retry_delay_is_never_shorter_than_retry_after_and_adds_at_most_the_jitter(kind: str) -> None:
+    for attempt in range(5):
+        delay = workflow.retry_delay(graph_error(kind, 40.0), attempt, 5.0, "req-1")
+        assert 40.0 <= delay <= 40.0 * (1 + workflow.RETRY_JITTER_FRACTION)
 
 
-def test_throttle_delay_of_zero_still_waits_a_moment() -> None:
-    assert workflow.throttle_delay(0, 0) > 0
+def test_retry_delay_keeps_the_steps_own_minimum() -> None:
+    assert workflow.retry_delay(graph_error(retry_after=2.128), 0, 30.0, "req-1") >= 30.0
 
 
-def test_workflow_settings_come_from_app_settings_and_keep_the_minimum_interval() -> None:
+def test_retry_delay_without_retry_after_backs_off_exponentially_and_is_capped() -> None:
+    base = [workflow.retry_delay(graph_error(), n, 0.0, "req-1") for n in range(10)]
+    for attempt, delay in enumerate(base):
+        expected = min(workflow.RETRY_BACKOFF_BASE_SECONDS * 2**attempt, workflow.RETRY_BACKOFF_MAX_SECONDS)
+        assert expected <= delay <= expected * (1 + workflow.RETRY_JITTER_FRACTION)
+
+
+def test_retry_delay_of_zero_still_waits_a_moment() -> None:
+    assert workflow.retry_delay(graph_error(retry_after=0.0), 0, 0.0, "req-1") >= 1.0
+
+
+def test_jitter_spreads_requests_but_replays_agree() -> None:
+    delays = {workflow.retry_delay(graph_error(retry_after=30.0), 0, 0.0, f"req-{n}") for n in range(50)}
+    assert len(delays) == 50  # fifty throttled requests come back at fifty different moments
+    assert max(delays) - min(delays) > 0.5 * 30.0 * workflow.RETRY_JITTER_FRACTION
+    again = workflow.retry_delay(graph_error(retry_after=30.0), 3, 0.0, "req-7")
+    assert again == workflow.retry_delay(graph_error(retry_after=30.0), 3, 0.0, "req-7")
+
+
+def test_workflow_settings_come_from_app_settings_and_refuse_intervals_below_the_minimum() -> None:
     env = {"STATUS_POLL_INTERVAL_SECONDS": "45", "PROVISIONING_TIMEOUT_MINUTES": "5"}
     settings = Settings.from_mapping(env)
     assert WorkflowSettings.from_settings(settings) == WorkflowSettings(45, 5)
-    too_short = WorkflowSettings.from_dict({"pollIntervalSeconds": 1, "timeoutMinutes": 5})
-    assert too_short.poll_interval_seconds == 30
+    # The floor is applied where the setting is read; saved state below it cannot come from this app.
+    assert WorkflowSettings.from_settings(Settings.from_mapping({"STATUS_POLL_INTERVAL_SECONDS": "1"})) == (
+        WorkflowSettings(30, 60)
+    )
+    with pytest.raises(ValueError, match="below Graph's minimum"):
+        WorkflowSettings.from_dict({"pollIntervalSeconds": 1, "timeoutMinutes": 5})
     round_trip = WorkflowSettings.from_dict(WorkflowSettings(45, 5).to_dict())
     assert round_trip == WorkflowSettings(45, 5)
 
@@ -121,35 +152,12 @@ def test_member_batches_hold_at_most_twenty() -> None:
 # -- errors
 
 
-GRAPH_500 = {
-    "kind": "transient",
-    "httpStatus": 503,
-    "code": "serviceNotAvailable",
-    "message": "Service unavailable",
-    "requestId": "rid-503",
-    "clientRequestId": "crid",
-    "retryAfterSeconds": None,
-}
-
-
-def test_transient_error_round_trips_through_the_activity_failure_text() -> None:
-    message = workflow.transient_failure_message(GRAPH_500)
-    # What the orchestrator sees: the host's reason, the exception text, then details JSON.
-    seen = f"Activity function 'get_operation_status' failed:  TransientGraphError: {message} \n {{\"x\": 1}}"
-    assert workflow.graph_error_from_failure(seen) == GRAPH_500
-
-
-def test_failure_text_without_a_graph_error_is_not_mistaken_for_one() -> None:
-    assert workflow.graph_error_from_failure("Activity function 'x' failed:  KeyError: 'displayName'") is None
-    assert workflow.graph_error_from_failure(f"{workflow.GRAPH_ERROR_MARKER}not json") is None
-
-
-def test_exhausted_retries_become_graph_unavailable_with_the_last_request_id() -> None:
-    text = workflow.transient_failure_message(GRAPH_500)
-    failure = workflow.unavailable_after_retries(text, "checking status")
+def test_giving_up_is_graph_unavailable_with_the_last_request_id() -> None:
+    failure = workflow.gave_up(graph_error(httpStatus=503), "checking status", 5)
     assert failure.code is ErrorCode.GRAPH_UNAVAILABLE
     assert failure.graph_request_id == "rid-503"
     assert "HTTP 503" in failure.message
+    assert "5 attempts" in failure.message
     assert failure.to_dict() == {
         "code": "GraphUnavailable",
         "message": failure.message,
@@ -158,7 +166,7 @@ def test_exhausted_retries_become_graph_unavailable_with_the_last_request_id() -
 
 
 def test_permanent_error_is_graph_rejected_with_graphs_code_and_request_id() -> None:
-    error = {**GRAPH_500, "kind": "permanent", "httpStatus": 403, "code": "Authorization_RequestDenied"}
+    error = graph_error("permanent", httpStatus=403, code="Authorization_RequestDenied")
     failure = workflow.rejected(error, "creating the community")
     assert failure.code is ErrorCode.GRAPH_REJECTED
     assert "Authorization_RequestDenied" in failure.message
@@ -167,13 +175,13 @@ def test_permanent_error_is_graph_rejected_with_graphs_code_and_request_id() -> 
 
 
 def test_a_refused_graph_url_is_graph_rejected_but_says_what_happened() -> None:
-    error = {
-        "kind": "permanent",
-        "httpStatus": 202,
-        "code": "UntrustedGraphUrl",
-        "message": "Refusing to follow the operation URL to https://evil.example",
-        "requestId": "rid-202",
-    }
+    error = graph_error(
+        "permanent",
+        httpStatus=202,
+        code="UntrustedGraphUrl",
+        message="Refusing to follow the operation URL to https://evil.example",
+        requestId="rid-202",
+    )
     failure = workflow.rejected(error, "creating the community")
     assert failure.code is ErrorCode.GRAPH_REJECTED
     assert failure.message.startswith(
@@ -186,19 +194,19 @@ def test_a_refused_graph_url_is_graph_rejected_but_says_what_happened() -> None:
 
 @pytest.mark.parametrize(("status", "expected"), [(404, True), (400, True), (403, False), (500, False)])
 def test_user_not_found_is_a_permanent_404_or_400(status: int, expected: bool) -> None:
-    assert workflow.is_user_not_found({"kind": "permanent", "httpStatus": status}) is expected
+    assert is_user_not_found(graph_error("permanent", httpStatus=status)) is expected
 
 
 def test_owner_not_found_and_member_error_texts() -> None:
-    error = {"kind": "permanent", "httpStatus": 404, "requestId": "rid-404", "message": "not found"}
+    error = graph_error("permanent", httpStatus=404, requestId="rid-404", message="not found")
     failure = workflow.owner_not_found("ghost@contoso.com", error)
     assert failure.code is ErrorCode.USER_NOT_FOUND
     assert "ghost@contoso.com" in failure.message
     assert failure.graph_request_id == "rid-404"
     assert workflow.member_error_text(error) == "user not found"
-    assert workflow.member_error_text({"httpStatus": 403, "code": "Forbidden", "message": "no"}) == (
-        "HTTP 403 Forbidden: no"
-    )
+    assert workflow.member_error_text(
+        graph_error("permanent", httpStatus=403, code="Forbidden", message="no")
+    ) == ("HTTP 403 Forbidden: no")
 
 
 def test_failure_messages_name_the_cause() -> None:
@@ -223,9 +231,9 @@ def test_internal_error_does_not_leak_the_exception_text() -> None:
 
 
 def test_pick_new_community_ignores_communities_that_existed_before() -> None:
-    found = [{"id": "old"}, {"id": "new", "displayName": "X"}]
-    assert workflow.pick_new_community(found, ["old"]) == {"id": "new", "displayName": "X"}
-    assert workflow.pick_new_community([{"id": "old"}], ["old"]) is None
+    old, new = Community.from_json({"id": "old"}), Community.from_json({"id": "new", "displayName": "X"})
+    assert workflow.pick_new_community([old, new], ["old"]) == new
+    assert workflow.pick_new_community([old], ["old"]) is None
     assert workflow.pick_new_community([], []) is None
 
 

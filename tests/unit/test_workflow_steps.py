@@ -1,5 +1,5 @@
 """Workflow steps (what the activities run) over real HTTP: the Graph client against the simulator, the
-callback POST against a local receiver. Checks the envelopes the orchestrator relies on."""
+callback POST against a local receiver. Checks the wire format both sides of the activity boundary use."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ import pytest
 from azure.identity import DefaultAzureCredential
 
 from graph_simulator import SEED_USERS, GraphSimulator
-from provisioning import steps, workflow
+from provisioning import steps
 from provisioning.callbacks import CallbackPolicy
-from provisioning.graph import GraphClient
+from provisioning.graph import ErrorKind, GraphClient, OperationState
 from provisioning.notify import deliver_callback
 from tests.e2e.workflow_env import CallbackReceiver
 
@@ -42,78 +42,88 @@ def create_request(name: str = "Steps") -> dict[str, Any]:
     return {"displayName": name, "description": None, "privacy": "private", "ownerIds": [OWNER["id"]]}
 
 
-def test_create_then_poll_returns_plain_json(client: GraphClient) -> None:
-    created = steps.create_community(client, create_request())
-    operation_url = created["result"]["operationUrl"]
-    status = steps.get_operation(client, operation_url)["result"]
-    assert status["state"] in ("inProgress", "succeeded")
-    json.dumps(created)
-    json.dumps(status)
+def test_create_then_poll_crosses_the_boundary_as_plain_json(client: GraphClient) -> None:
+    created = steps.CREATE_COMMUNITY.run(client, create_request())
+    status = steps.GET_OPERATION_STATUS.run(client, created["result"]["operationUrl"])
+    # What an activity returns must survive JSON (the extension stores it as text) and read back typed.
+    created, status = json.loads(json.dumps(created)), json.loads(json.dumps(status))
+    operation = steps.CREATE_COMMUNITY.read(created).unwrap()
+    assert operation.operation_url == created["result"]["operationUrl"]
+    assert steps.GET_OPERATION_STATUS.read(status).unwrap().state in (
+        OperationState.IN_PROGRESS,
+        OperationState.SUCCEEDED,
+    )
 
 
 def test_retry_after_of_successful_answers_reaches_the_orchestrator(
     client: GraphClient, graph_sim: GraphSimulator
 ) -> None:
     graph_sim.set_scenario("operation-retry-after", retry_after=2.128, form="fractional", on="both")
-    created = steps.create_community(client, create_request("Patient steps"))["result"]
-    status = steps.get_operation(client, created["operationUrl"])["result"]
-    assert created["retryAfterSeconds"] == pytest.approx(2.128)
-    assert status["retryAfterSeconds"] == pytest.approx(2.128)
+    created = steps.CREATE_COMMUNITY.read(
+        steps.CREATE_COMMUNITY.run(client, create_request("Patient"))
+    ).unwrap()
+    status = steps.GET_OPERATION_STATUS.read(steps.GET_OPERATION_STATUS.run(client, created.operation_url))
+    assert created.retry_after_seconds == pytest.approx(2.128)
+    assert status.unwrap().retry_after_seconds == pytest.approx(2.128)
     graph_sim.clear_scenarios()
-    assert steps.get_operation(client, created["operationUrl"])["result"]["retryAfterSeconds"] is None
+    again = steps.GET_OPERATION_STATUS.run(client, created.operation_url)
+    assert steps.GET_OPERATION_STATUS.read(again).unwrap().retry_after_seconds is None
 
 
 def test_throttling_is_returned_as_data_with_retry_after(
     client: GraphClient, graph_sim: GraphSimulator
 ) -> None:
     graph_sim.set_scenario("throttle", retry_after=2.128, route="list")
-    answer = steps.find_communities(client, "Anything")
-    assert answer["error"]["kind"] == "throttled"
-    assert answer["error"]["retryAfterSeconds"] == pytest.approx(2.128)
+    outcome = steps.FIND_COMMUNITIES.read(steps.FIND_COMMUNITIES.run(client, "Anything"))
+    assert outcome.error is not None
+    assert outcome.error.kind is ErrorKind.THROTTLED
+    assert outcome.error.retry_after_seconds == pytest.approx(2.128)
 
 
-def test_transient_error_is_raised_with_the_error_in_its_text(
+def test_transient_error_is_data_too_with_graphs_request_id(
     client: GraphClient, graph_sim: GraphSimulator
 ) -> None:
+    # Nothing structured travels in exception text, which the host rewrites (see test_sanitizer).
     graph_sim.set_scenario("server-error", status=503, route="community")
-    with pytest.raises(steps.TransientGraphError) as raised:
-        steps.get_community(client, "some-id")
-    error = workflow.graph_error_from_failure(f"Activity function failed:  {raised.value} \n {{}}")
-    assert error is not None
-    assert error["httpStatus"] == 503
-    assert error["requestId"]
+    outcome = steps.GET_COMMUNITY.read(steps.GET_COMMUNITY.run(client, "some-id"))
+    assert outcome.error is not None
+    assert outcome.error.kind is ErrorKind.TRANSIENT
+    assert outcome.error.http_status == 503
+    assert outcome.error.request_id
 
 
 def test_lost_create_answer_is_ambiguous_data(client: GraphClient, graph_sim: GraphSimulator) -> None:
     graph_sim.set_scenario("connection-reset", route="create", commit=True)
-    answer = steps.create_community(client, create_request("Lost answer"))
-    assert answer["error"]["kind"] == "ambiguous"
-    found = steps.find_communities(client, "Lost answer")["result"]
-    assert [community["displayName"] for community in found] == ["Lost answer"]
+    outcome = steps.CREATE_COMMUNITY.read(steps.CREATE_COMMUNITY.run(client, create_request("Lost answer")))
+    assert outcome.error is not None
+    assert outcome.error.kind is ErrorKind.AMBIGUOUS
+    found = steps.FIND_COMMUNITIES.read(steps.FIND_COMMUNITIES.run(client, "Lost answer")).unwrap()
+    assert [community.display_name for community in found] == ["Lost answer"]
 
 
 def test_permanent_error_is_data_with_graphs_code(client: GraphClient, graph_sim: GraphSimulator) -> None:
     graph_sim.set_scenario("http-error", status=403, code="accessDenied", route="create")
-    answer = steps.create_community(client, create_request())
-    assert answer["error"]["kind"] == "permanent"
-    assert answer["error"]["code"] == "accessDenied"
+    outcome = steps.CREATE_COMMUNITY.read(steps.CREATE_COMMUNITY.run(client, create_request()))
+    assert outcome.error is not None
+    assert outcome.error.kind is ErrorKind.PERMANENT
+    assert outcome.error.code == "accessDenied"
 
 
 def test_resolve_users_separates_unknown_users(client: GraphClient) -> None:
-    answer = steps.resolve_users(client, [OWNER["userPrincipalName"], "ghost@contoso.onmicrosoft.com"])
-    result = answer["result"]
-    assert result["resolved"] == {OWNER["userPrincipalName"]: OWNER["id"]}
-    assert workflow.is_user_not_found(result["notFound"]["ghost@contoso.onmicrosoft.com"])
+    answer = steps.RESOLVE_USERS.run(client, [OWNER["userPrincipalName"], "ghost@contoso.onmicrosoft.com"])
+    users = steps.RESOLVE_USERS.read(json.loads(json.dumps(answer))).unwrap()
+    assert users.resolved == {OWNER["userPrincipalName"]: OWNER["id"]}
+    assert steps.is_user_not_found(users.not_found["ghost@contoso.onmicrosoft.com"])
 
 
 def test_add_members_counts_existing_members(client: GraphClient, graph_sim: GraphSimulator) -> None:
     community = graph_sim.add_community("Members", owner_ids=[OWNER["id"]])
-    group_id = community["groupId"]
-    first = steps.add_members(client, group_id, [MEMBER["id"]])["result"]
-    assert first["added"] == [MEMBER["id"]]
-    again = steps.add_members(client, group_id, [MEMBER["id"]])["result"]
-    assert again["alreadyMembers"] == [MEMBER["id"]]
-    assert again["failed"] == []
+    batch = {"groupId": community["groupId"], "userIds": [MEMBER["id"]]}
+    first = steps.ADD_MEMBERS.read(steps.ADD_MEMBERS.run(client, batch)).unwrap()
+    assert first.added == [MEMBER["id"]]
+    again = steps.ADD_MEMBERS.read(steps.ADD_MEMBERS.run(client, batch)).unwrap()
+    assert again.already_members == [MEMBER["id"]]
+    assert again.failed == []
 
 
 # -- callback delivery
