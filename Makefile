@@ -6,13 +6,19 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 AZURITE := node_modules/.bin/azurite
 PYTEST_ARGS ?=
+# The Python worker's own library: the dev host loads and converts through it (devhost/indexing.py, worker.py).
+# Development only, never deployed. It declares Python >= 3.13 (the worker line for 3.13+), but the load-time
+# checks and converters it runs here work unchanged on 3.11 (tests/devhost/conformance/test_worker_loading.py);
+# its own dependencies are not needed for that, so it is installed without them.
+WORKER_LIBRARY := azure-functions-runtime==1.3.0
 
 .PHONY: run test lint fmt bench openapi deps clean
 
-$(STAMP): requirements.txt requirements-dev.txt
+$(STAMP): requirements.txt requirements-dev.txt Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	$(BIN)/python -m pip install --quiet --no-deps --ignore-requires-python $(WORKER_LIBRARY)
 	touch $@
 
 $(AZURITE): package.json package-lock.json

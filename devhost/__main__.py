@@ -15,7 +15,7 @@ from types import FrameType
 
 from devhost.clock import Clock, RealClock, ScaledClock
 from devhost.durable.store import latest_recorded_time
-from devhost.host import FUNCTION_KEYS_SETTING, MASTER_KEY_SETTING, DevHostRuntime
+from devhost.host import FUNCTION_KEYS_SETTING, HOST_KEYS_SETTING, MASTER_KEY_SETTING, DevHostRuntime
 from devhost.indexing import IndexingError
 from devhost.local_settings import SettingsError, apply_local_settings, read_host_json, read_local_settings
 from devhost.queues import StorageUnavailableError
@@ -86,8 +86,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--enforce-keys",
         action="store_true",
-        help=f"require x-functions-key or ?code= for non-anonymous functions (keys: {FUNCTION_KEYS_SETTING}, "
-        f"{MASTER_KEY_SETTING})",
+        # Keys come from settings only: a command line is visible to every user of the machine.
+        help="require x-functions-key or ?code= for non-anonymous functions, checked as in Azure: host keys "
+        f"({HOST_KEYS_SETTING}=k1,k2) open every function, function keys ({FUNCTION_KEYS_SETTING}="
+        f"name=k3;other=k4) only their own, the master key ({MASTER_KEY_SETTING}) everything",
     )
     parser.add_argument(
         "--local-settings", default="local.settings.json", help="settings file whose Values are applied"
@@ -137,6 +139,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(
         f"Durable state: {runtime.state_path}   Clock: {clock}   Task hub: {runtime.function_host.task_hub}"
     )
+    print(runtime.function_host.describe_keys())
     print(f"Host started on {runtime.base_url} (Ctrl+C to stop)\n", flush=True)
     stopping.wait()
     print("Stopping the dev host...", flush=True)

@@ -9,14 +9,13 @@ One `FunctionHost` serves one indexed app. The HTTP server (`http_server.py`) an
 from __future__ import annotations
 
 import hmac
-import inspect
 import json
 import logging
 import os
 import secrets
 import threading
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -24,6 +23,7 @@ from urllib.parse import quote
 from azure.durable_functions.models.utils import http_utils
 from azure.functions.decorators.function_app import FunctionRegister
 
+from devhost import rpc
 from devhost.clock import Clock
 from devhost.durable import DurableEngine
 from devhost.http_routes import RouteTemplate, RouteTemplateError
@@ -32,14 +32,64 @@ from devhost.indexing import AppIndex, FunctionInfo, IndexingError, index_app, l
 from devhost.local_settings import SettingsError, host_extension_section, resolve_setting_expressions
 from devhost.management import ManagementApi
 from devhost.queues import QueueOptions, QueueOutputSink, QueueTriggers
-from devhost.worker import OutputSink, call_user_function, call_with_output_bindings, invocation_log
+from devhost.worker import OutputSink, call_function, invocation_log, run_callable
 
 log = logging.getLogger("devhost")
 
+HOST_KEYS_SETTING = "DEVHOST_HOST_KEYS"
 FUNCTION_KEYS_SETTING = "DEVHOST_FUNCTION_KEYS"
 MASTER_KEY_SETTING = "DEVHOST_MASTER_KEY"
 DEFAULT_TASK_HUB = "TestHubName"
 _ALL_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "TRACE"})
+
+
+@dataclass(frozen=True)
+class AccessKeys:
+    """The keys `--enforce-keys` accepts besides the master key, kept as the host keeps them: a host key opens
+    every FUNCTION-level function of the app, a function key only the function it belongs to."""
+
+    host: tuple[str, ...] = ()
+    # Function name -> its keys; names match in any case (the host lower-cases them).
+    functions: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        functions: dict[str, tuple[str, ...]] = {}
+        for name, keys in self.functions.items():
+            functions[name.lower()] = functions.get(name.lower(), ()) + tuple(keys)
+        object.__setattr__(self, "host", tuple(self.host))
+        object.__setattr__(self, "functions", functions)
+
+    @classmethod
+    def from_settings(cls, environ: Mapping[str, str]) -> AccessKeys:
+        """`DEVHOST_HOST_KEYS=k1,k2` and `DEVHOST_FUNCTION_KEYS=name=k3,k4;other=k5`."""
+        functions: dict[str, tuple[str, ...]] = {}
+        for position, entry in enumerate(environ.get(FUNCTION_KEYS_SETTING, "").split(";"), start=1):
+            if not entry.strip():
+                continue
+            # Split at the first '=': function names have none, key values may (base64 padding).
+            name, separator, values = entry.partition("=")
+            keys = _key_list(values)
+            if not separator or not name.strip() or not keys:
+                # The entry itself is not shown: it may be a key.
+                raise SettingsError(
+                    f"{FUNCTION_KEYS_SETTING}: entry {position} is not function_name=key[,key...]; "
+                    f"keys for every function go in {HOST_KEYS_SETTING}"
+                )
+            functions[name.strip()] = functions.get(name.strip(), ()) + keys
+        return cls(_key_list(environ.get(HOST_KEYS_SETTING, "")), functions)
+
+    def of_function(self, name: str) -> tuple[str, ...]:
+        return self.functions.get(name.lower(), ())
+
+
+def _key_list(text: str) -> tuple[str, ...]:
+    return tuple(key.strip() for key in text.split(",") if key.strip())
+
+
+def _key_in(presented: str, keys: Iterable[str]) -> bool:
+    # Bytes: compare_digest refuses str with non-ASCII characters, which any client can send.
+    given = presented.encode()
+    return any(hmac.compare_digest(given, key.encode()) for key in keys)
 
 
 @dataclass(frozen=True)
@@ -69,22 +119,31 @@ class FunctionHost:
         *,
         host_json: Mapping[str, Any],
         enforce_keys: bool = False,
+        keys: AccessKeys | None = None,
         sink: OutputSink | None = None,
         task_hub: str | None = None,
     ) -> None:
         self.index = index
         self.host_json = host_json
         self.enforce_keys = enforce_keys
+        self.keys = keys if keys is not None else AccessKeys.from_settings(os.environ)
         self.sink = sink
         self.task_hub = task_hub or configured_task_hub(host_json)
         http = host_extension_section(host_json, "http")
         self.route_prefix = str(http.get("routePrefix", "api")).strip("/")
-        # The extension's system key: always in the URLs it hands out, checked only with --enforce-keys.
+        # The master key, here also the Durable extension's system key (the host keeps a separate
+        # `durabletask_extension` key): in every URL the extension hands out, checked with --enforce-keys.
         self.system_key = os.environ.get(MASTER_KEY_SETTING) or secrets.token_urlsafe(24)
         self.base_url = "http://127.0.0.1:7071"
         self.http_functions = [_http_function(fn) for fn in index.of_type("httpTrigger")]
         # Most specific first, as ASP.NET routing orders templates.
         self.http_functions.sort(key=lambda f: -f.route.literal_count)
+        if set(self.keys.functions) - {f.info.name.lower() for f in self.http_functions}:
+            # A misspelt name would leave its keys refused everywhere; names are not echoed (may be keys).
+            raise SettingsError(
+                f"{FUNCTION_KEYS_SETTING} names a function that is not an HTTP function of the app; "
+                f"its HTTP functions are: {', '.join(sorted(f.info.name for f in self.http_functions))}"
+            )
         self._running = 0
         self._running_lock = threading.Lock()
 
@@ -103,16 +162,32 @@ class FunctionHost:
             return fn, params
         return "method" if method_mismatch else None
 
-    def key_accepted(self, auth_level: str, presented: str | None) -> bool:
-        """--enforce-keys: FUNCTION accepts a function key or the master key, ADMIN only the master key."""
+    def key_accepted(self, auth_level: str, presented: str | None, function_name: str | None = None) -> bool:
+        """--enforce-keys, decided as the host decides (SecretManager.GetAuthorizationLevelAsync, then
+        AuthUtility.PrincipalHasAuthLevelClaim): the master key passes every level; FUNCTION also takes a host
+        key or a key of `function_name` itself, never another function's; ADMIN nothing else. The durable
+        webhook asks for ADMIN: its system key is the master key here."""
         if not self.enforce_keys or auth_level == "ANONYMOUS":
             return True
         if not presented:
             return False
-        accepted = [self.system_key]
-        if auth_level != "ADMIN":
-            accepted += [k.strip() for k in os.environ.get(FUNCTION_KEYS_SETTING, "").split(",") if k.strip()]
-        return any(hmac.compare_digest(presented, key) for key in accepted)
+        if _key_in(presented, [self.system_key]):
+            return True
+        if auth_level != "FUNCTION":
+            return False
+        own = self.keys.of_function(function_name) if function_name else ()
+        return _key_in(presented, self.keys.host + own)
+
+    def describe_keys(self) -> str:
+        """One start-up line on key enforcement: where keys come from, never their values."""
+        if not self.enforce_keys:
+            return "Keys: not checked (start with --enforce-keys to check them)"
+        master = "set" if os.environ.get(MASTER_KEY_SETTING) else "random for this run"
+        functions = ", ".join(sorted(self.keys.functions)) or "none"
+        return (
+            f"Keys: enforced; master key ({MASTER_KEY_SETTING}) {master}; {len(self.keys.host)} host key(s) "
+            f"({HOST_KEYS_SETTING}); function keys ({FUNCTION_KEYS_SETTING}) for: {functions}"
+        )
 
     # ------------------------------------------------------------------------------------ durable client
     @property
@@ -173,24 +248,34 @@ class FunctionHost:
         with self._running_lock:
             return self._running
 
-    def invoke(self, fn: FunctionInfo, trigger_value: Any, *, reason: str, detail: str = "") -> Any:
-        """Call `fn` like the worker: trigger + durable client + outputs (+ context); returns its result.
+    def invoke(
+        self,
+        fn: FunctionInfo,
+        trigger: rpc.TypedData,
+        *,
+        reason: str,
+        detail: str = "",
+        trigger_metadata: Mapping[str, rpc.TypedData] | None = None,
+    ) -> rpc.TypedData | None:
+        """Call `fn` like the worker: trigger + durable client + outputs (+ context); returns what the worker
+        sends back for the return binding.
 
         Outputs (`func.Out` parameters) are written to the sink only after a successful call. Exceptions
         propagate to the caller (HTTP → 500, queue → retry), after the failure has been logged.
         """
-        kwargs: dict[str, Any] = {fn.trigger["name"]: trigger_value}
+        inputs = {fn.trigger_parameter: trigger}
         for binding in fn.bindings:
             if binding.get("type") == "durableClient":
-                kwargs[binding["name"]] = self.durable_client_json(binding)
+                inputs[binding["name"]] = rpc.TypedData(string=self.durable_client_json(binding))
         with self._running_lock:
             self._running += 1
         try:
             with invocation_log(fn.name, reason, detail) as invocation_id:
-                if "context" in inspect.signature(fn.user_function).parameters and "context" not in kwargs:
-                    kwargs["context"] = InvocationContext(invocation_id, fn.name, os.getcwd())
+                context = InvocationContext(invocation_id, fn.name, os.getcwd())
                 try:
-                    return call_with_output_bindings(fn, kwargs, self.sink)
+                    return call_function(
+                        fn, inputs, trigger_metadata=trigger_metadata, context=context, sink=self.sink
+                    )
                 except Exception:
                     log.exception("Executed 'Functions.%s' failed (Id=%s)", fn.name, invocation_id)
                     raise
@@ -265,7 +350,9 @@ class DevHostRuntime:
         host_json: Mapping[str, Any],
         port: int = 7071,
         enforce_keys: bool = False,
+        keys: AccessKeys | None = None,
         bind: str = "127.0.0.1",
+        atomic_starts: bool = False,
     ) -> None:
         self._app = app
         self.clock = clock
@@ -273,7 +360,9 @@ class DevHostRuntime:
         self.host_json = host_json
         self._port = port
         self._enforce_keys = enforce_keys
+        self._keys = keys
         self._bind = bind
+        self._atomic_starts = atomic_starts
         self._server: DevHostHttpServer | None = None
         self._engine: DurableEngine | None = None
         self._function_host: FunctionHost | None = None
@@ -301,7 +390,9 @@ class DevHostRuntime:
         index = index_app(app)
         options = QueueOptions.from_host_json(self.host_json)
         sink = QueueOutputSink(options)
-        host = FunctionHost(index, host_json=self.host_json, enforce_keys=self._enforce_keys, sink=sink)
+        host = FunctionHost(
+            index, host_json=self.host_json, enforce_keys=self._enforce_keys, keys=self._keys, sink=sink
+        )
         durable = host_extension_section(self.host_json, "durableTask")
         self.state_path.parent.mkdir(parents=True, exist_ok=True)
         engine = DurableEngine(
@@ -311,6 +402,7 @@ class DevHostRuntime:
             sink=sink,
             max_concurrent_activities=int(durable.get("maxConcurrentActivityFunctions") or 10),
             task_hub=host.task_hub,
+            atomic_starts=self._atomic_starts,
         )
         management = ManagementApi(engine, now=self.clock.now, management_payload=host.management_payload)
         server = DevHostHttpServer(host, management, (self._bind, self._port))
@@ -342,5 +434,4 @@ def _close_durable_client_session() -> None:
     just exits); close it so a stopped host does not leave an "Unclosed client session" warning behind."""
     if http_utils._client_session is None:
         return
-    closer = FunctionInfo("durable-client-shutdown", "", {}, [], http_utils._close_session, is_async=True)
-    call_user_function(closer, {})
+    run_callable(http_utils._close_session, {})

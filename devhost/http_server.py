@@ -11,9 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
-import azure.functions as func
-from azure.functions.http import HttpRequest as WorkerHttpRequest
-
+from devhost import rpc
 from devhost.management import ApiResponse, ManagementApi
 from devhost.worker import HTTP_REASON
 
@@ -148,21 +146,23 @@ class _Handler(BaseHTTPRequestHandler):
             return ApiResponse(405)
         assert not isinstance(matched, str)
         fn, route_params = matched
-        if not host.key_accepted(fn.auth_level, _presented_key(headers, query)):
+        if not host.key_accepted(fn.auth_level, _presented_key(headers, query), fn.info.name):
             return ApiResponse(401)
-        # The worker's HttpRequestConverter builds this subclass of func.HttpRequest.
-        request = WorkerHttpRequest(
+        # As the host builds it (GrpcMessageConversionExtensions.ToRpcHttp): header names lower-cased, and the
+        # body as bytes, because the Python worker asks for raw body bytes.
+        request = rpc.RpcHttp(
             method=self.command,
             url=request_url,
-            headers=headers,
+            headers={name.lower(): value for name, value in headers.items()},
+            body=rpc.TypedData(bytes=body),
+            params=route_params,
             # ASP.NET's query collection joins repeated keys with ','.
-            params={k: ",".join(v) for k, v in query.items()},
-            route_params=route_params,
-            body_type="bytes",
-            body=body,
+            query={k: ",".join(v) for k, v in query.items()},
         )
         try:
-            result = host.invoke(fn.info, request, reason=HTTP_REASON, detail=f"{self.command} {path}")
+            result = host.invoke(
+                fn.info, rpc.TypedData(http=request), reason=HTTP_REASON, detail=f"{self.command} {path}"
+            )
         except Exception:
             return ApiResponse(500)
         return _to_response(result)
@@ -181,6 +181,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 def _presented_key(headers: Mapping[str, str], query: Mapping[str, list[str]]) -> str | None:
+    # As the host's AuthenticationLevelHandler: the header, when present (even empty), hides `code`.
     for name, value in headers.items():
         if name.lower() == "x-functions-key":
             return value
@@ -188,20 +189,17 @@ def _presented_key(headers: Mapping[str, str], query: Mapping[str, list[str]]) -
     return codes[0] if codes else None
 
 
-def _to_response(result: Any) -> ApiResponse:
-    """The worker's HttpResponseConverter: HttpResponse as is, str as a text body, nothing as 204."""
-    if isinstance(result, func.HttpResponse):
-        headers = dict(result.headers.items())
-        if not any(k.lower() == "content-type" for k in headers):
-            mimetype = result.mimetype or "text/plain"
-            headers["Content-Type"] = (
-                f"{mimetype}; charset={result.charset}" if mimetype.startswith("text/") else mimetype
-            )
-        return ApiResponse(result.status_code, result.get_body() or b"", headers)
-    if isinstance(result, str):
-        return ApiResponse(200, result.encode("utf-8"), {"Content-Type": "text/plain; charset=utf-8"})
-    if isinstance(result, bytes):
-        return ApiResponse(200, result, {"Content-Type": "application/octet-stream"})
-    if result is None:
+def _to_response(result: rpc.TypedData | None) -> ApiResponse:
+    """What the host answers for the worker's return value (encoded by `HttpResponseConverter`): an RpcHttp
+    as it is, a string as a text body, nothing as 204 (azure-functions-python-worker issue #74)."""
+    kind = result.WhichOneof("data") if result is not None else None
+    if kind is None:
         return ApiResponse(204)
-    raise TypeError(f"an HTTP function returned {type(result).__name__}; expected func.HttpResponse or str")
+    assert result is not None
+    if kind == "http":
+        response = result.http
+        body = response.body.bytes if response.body.WhichOneof("data") == "bytes" else b""
+        return ApiResponse(int(response.status_code), body or b"", dict(response.headers))
+    if kind == "string":
+        return ApiResponse(200, result.string.encode("utf-8"), {"Content-Type": "text/plain; charset=utf-8"})
+    raise TypeError(f"an HTTP function answered {kind}; expected func.HttpResponse or str")

@@ -1,15 +1,17 @@
 """Load and index a v2-model function app the way the Python worker does at start-up.
 
-The worker imports the script, finds the `FunctionApp`, calls `app.get_functions()` and reads every function's
-binding metadata (`get_raw_bindings()`, the JSON the host receives). Durable names follow the extension:
-orchestrator name = the trigger's `orchestration` property or the function name, activity name = the trigger's
-`activity` property or the function name.
+The worker imports the script, finds the `FunctionApp`, calls `app.get_functions()` and hands every function
+to its registry (`Registry.add_indexed_function`), which checks the parameters against the bindings and their
+type annotations; one refused function fails the whole indexing ("Worker failed to index functions"). The
+dev host runs that check with the worker library itself (PyPI `azure-functions-runtime`, `functions.py`), so
+it refuses exactly the apps the worker refuses. Durable names follow the extension: orchestrator name = the
+trigger's `orchestration` property or the function name, activity name = the trigger's `activity` property or
+the function name.
 """
 
 from __future__ import annotations
 
 import importlib
-import inspect
 import json
 import traceback
 from collections.abc import Callable
@@ -18,10 +20,17 @@ from typing import Any
 
 import azure.functions as func
 from azure.functions.decorators.function_app import FunctionRegister
+from azure_functions_runtime.bindings import meta as worker_bindings
+from azure_functions_runtime.functions import FunctionInfo as WorkerFunctionInfo
+from azure_functions_runtime.functions import FunctionLoadError, Registry
+
+from devhost import rpc
 
 ORCHESTRATION_TRIGGER = "orchestrationTrigger"
 ACTIVITY_TRIGGER = "activityTrigger"
 ENTITY_TRIGGER = "entityTrigger"
+# What the host logs when the worker's indexing fails (the worker reports the first FunctionLoadError).
+WORKER_INDEXING_FAILED = "Worker failed to index functions"
 
 
 class IndexingError(Exception):
@@ -34,8 +43,15 @@ class FunctionInfo:
     trigger_type: str
     trigger: dict[str, Any]
     bindings: list[dict[str, Any]]
-    user_function: Callable[..., Any]
-    is_async: bool
+    worker: WorkerFunctionInfo  # the worker's view: parameter types, binding names, return binding
+
+    @property
+    def user_function(self) -> Callable[..., Any]:
+        return self.worker.func
+
+    @property
+    def is_async(self) -> bool:
+        return self.worker.is_async
 
     @property
     def trigger_parameter(self) -> str:
@@ -94,9 +110,11 @@ def index_app(app: FunctionRegister) -> AppIndex:
     finally:
         app.functions_bindings = None
 
+    worker_bindings.load_binding_registry()
+    registry = Registry()
     index = AppIndex(functions=[])
     for function in functions:
-        info = _function_info(function)
+        info = _function_info(function, registry)
         index.functions.append(info)
         if info.trigger_type == ORCHESTRATION_TRIGGER:
             _register_unique(
@@ -107,33 +125,23 @@ def index_app(app: FunctionRegister) -> AppIndex:
     return index
 
 
-def _function_info(function: func.decorators.function_app.Function) -> FunctionInfo:
+def _function_info(function: func.decorators.function_app.Function, registry: Registry) -> FunctionInfo:
     name = function.get_function_name()
     trigger = function.get_trigger()
     if not name or trigger is None:
         raise IndexingError(f"function {name or function.get_user_function()!r} has no trigger")
+    try:
+        worker = registry.add_indexed_function(function, protos=rpc)
+    except FunctionLoadError as exc:
+        raise IndexingError(f"{WORKER_INDEXING_FAILED}: {type(exc).__name__}: {exc}") from exc
     bindings = [json.loads(raw) for raw in function.get_raw_bindings()]
     trigger_json = next(
         (b for b in bindings if b["name"] == trigger.name and b["type"] == trigger.type), None
     )
     if trigger_json is None:
         raise IndexingError(f"function {name!r}: trigger binding {trigger.type!r} missing from its bindings")
-    user_function = function.get_user_function()
-    parameters = inspect.signature(user_function).parameters
-    for binding in bindings:
-        binding_name = binding["name"]
-        if binding_name != "$return" and binding_name not in parameters:
-            raise IndexingError(
-                f"function {name!r}: binding {binding['type']!r} is named {binding_name!r} but the function "
-                f"has no parameter of that name (parameters: {', '.join(parameters) or 'none'})"
-            )
     return FunctionInfo(
-        name=name,
-        trigger_type=str(trigger.type),
-        trigger=trigger_json,
-        bindings=bindings,
-        user_function=user_function,
-        is_async=inspect.iscoroutinefunction(user_function),
+        name=name, trigger_type=str(trigger.type), trigger=trigger_json, bindings=bindings, worker=worker
     )
 
 

@@ -30,7 +30,7 @@ from azure.storage.queue import QueueClient, QueueServiceClient
 
 from devhost.clock import Clock, ManualClock
 from devhost.durable import DurableEngine
-from devhost.host import DevHostRuntime
+from devhost.host import AccessKeys, DevHostRuntime
 from devhost.local_settings import read_host_json
 from devhost.queues import storage_connection_string
 
@@ -48,6 +48,8 @@ class DevHost:
         enforce_keys: bool = False,
         storage_connection_string: str | None = None,
         host_json: str | Path | None = "host.json",
+        keys: AccessKeys | None = None,
+        atomic_starts: bool = False,
     ) -> None:
         self.clock: Clock = clock if clock is not None else ManualClock()
         self._settings = dict(settings or {})
@@ -65,6 +67,8 @@ class DevHost:
             host_json=read_host_json(host_json),
             port=port,
             enforce_keys=enforce_keys,
+            keys=keys,
+            atomic_starts=atomic_starts,
         )
         self._saved_environ: dict[str, str | None] = {}
         self._started = False
@@ -118,7 +122,7 @@ class DevHost:
 
     @property
     def system_key(self) -> str:
-        """The key in the management URLs (and accepted everywhere under enforce_keys)."""
+        """The master key, also the durable system key here: in the management URLs, accepted everywhere."""
         return self._runtime.function_host.system_key
 
     def durable_client_json(self, task_hub: str | None = None) -> str:

@@ -34,6 +34,7 @@ from devhost.durable.history import (
 from devhost.durable.replay import ORCHESTRATOR_FAILED, Decisions, OrchestrationFailedError, replay_actions
 from devhost.durable.store import ActivityWorkItem, InstanceRow, Message, Store, Transaction
 from devhost.indexing import AppIndex
+from devhost.sanitizer import sanitize
 from devhost.worker import ActivityFailed, OutputSink, invoke_activity, invoke_orchestrator
 
 logger = logging.getLogger("devhost.durable")
@@ -91,9 +92,12 @@ class DurableEngine:
         max_concurrent_activities: int = 10,
         task_hub: str = "TestHubName",
         episode_observer: Callable[[str, str], None] | None = None,
+        atomic_starts: bool = False,
     ) -> None:
         """`episode_observer(context_json, state_json)` sees every orchestrator invocation: the trigger JSON
-        sent and the OrchestratorState JSON received (for an uncaught error, the `$OutOfProcData$` part)."""
+        sent and the OrchestratorState JSON received (for an uncaught error, the `$OutOfProcData$` part).
+        `atomic_starts` makes `start_new`'s duplicate check and instance write one transaction, so that of
+        concurrent starts of one id only the first succeeds; the default is Azure's non-atomic start."""
         if max_concurrent_activities < 1:
             raise ValueError("max_concurrent_activities must be at least 1")
         self.index = index
@@ -101,6 +105,10 @@ class DurableEngine:
         self.sink = sink
         self.task_hub = task_hub
         self.episode_observer = episode_observer
+        self.atomic_starts = atomic_starts
+        # For tests: `start_new` calls it with the instance id after its duplicate check and before it writes
+        # the instance (before both when `atomic_starts`). Blocking in it holds a start inside that window.
+        self.start_hook: Callable[[str], None] | None = None
         self.max_concurrent_activities = max_concurrent_activities
         self.store = Store(store_path)
         self._wake = threading.Event()
@@ -168,7 +176,14 @@ class DurableEngine:
     def start_new(self, name: str, instance_id: str | None, input_json: str | None) -> str:
         """Start an orchestration. `input_json` is the JSON text of the input as the extension stores it in
         `ExecutionStarted.Input` (the body the client POSTs; the Python client sends
-        `json.dumps(df_dumps(x))`)."""
+        `json.dumps(df_dumps(x))`).
+
+        As in the Azure Storage provider (`CreateTaskOrchestrationAsync`), the duplicate check and the
+        instance write are separate steps: starts of one id whose checks all come before the first write all
+        succeed. The first write wins; a later one finds the instance changed since its check and is dropped
+        without an error (`SetNewExecutionAsync` ignores its 409/412), and the ExecutionStarted it queued is
+        never run (its execution id is not the instance's), as the provider discards it.
+        """
         if name not in self.index.orchestrators:
             raise UnknownFunctionError(
                 f"The function '{name}' doesn't exist, is disabled, or is not an orchestrator function. "
@@ -178,15 +193,41 @@ class DurableEngine:
         _validate_instance_id(instance_id)
         if input_json is not None:
             json.loads(input_json)  # reject malformed JSON before anything is stored
-        with self.store.transaction() as tx:
-            existing = tx.get_instance(instance_id)
-            if existing is not None and existing.runtime_status in RUNNING_STATES:
-                raise InstanceExistsError(
-                    f"An Orchestration instance with the status {existing.runtime_status} already exists."
-                )
-            self._create_instance(tx, instance_id, name, input_json, parent=None)
+        if self.atomic_starts:
+            self._run_start_hook(instance_id)
+            with self.store.transaction() as tx:
+                _refuse_running_instance(tx.get_instance(instance_id))
+                self._create_instance(tx, instance_id, name, input_json, parent=None)
+        else:
+            with self.store.transaction() as tx:
+                checked = tx.get_instance(instance_id)
+            _refuse_running_instance(checked)
+            self._run_start_hook(instance_id)
+            with self.store.transaction() as tx:
+                # Row equality stands in for the ETag the provider's insert/replace is conditional on.
+                if tx.get_instance(instance_id) == checked:
+                    self._create_instance(tx, instance_id, name, input_json, parent=None)
+                else:
+                    logger.info(
+                        "a concurrent start of %s wrote the instance first; this one is dropped", instance_id
+                    )
+                    now = self.clock.now()
+                    execution_id = uuid.uuid4().hex
+                    started = execution_started(
+                        now,
+                        instance_id=instance_id,
+                        execution_id=execution_id,
+                        name=name,
+                        input_json=input_json,
+                        parent=None,
+                    )
+                    tx.add_message(instance_id, execution_id, now.timestamp(), started)
         self._signal_work()
         return instance_id
+
+    def _run_start_hook(self, instance_id: str) -> None:
+        if self.start_hook is not None:
+            self.start_hook(instance_id)
 
     def raise_event(self, instance_id: str, event_name: str, data_json: str | None) -> None:
         """Deliver an external event; `data_json` is the JSON text stored as `EventRaised.Input`."""
@@ -386,13 +427,15 @@ class DurableEngine:
                 tx.delete_messages([m.id for m in messages])
                 return
             history = tx.load_history(instance_id)
-        episode = _Episode(self, instance, history, current, now)
+        batch = _first_batch(current)
+        episode = _Episode(self, instance, history, batch, now)
         episode.run()
         with self.store.transaction() as tx:
             latest = tx.get_instance(instance_id)
             if latest is None or latest.execution_id != instance.execution_id:
                 return  # purged or replaced while the orchestrator ran
-            tx.delete_messages([m.id for m in messages])
+            later = {m.id for m in current[len(batch) :]}
+            tx.delete_messages([m.id for m in messages if m.id not in later])
             episode.commit(tx)
 
     def _fail_after_host_error(self, instance_id: str, error: Exception) -> None:
@@ -439,14 +482,16 @@ class DurableEngine:
                 )
             result = invoke_activity(function, item.input, self.sink)
         except ActivityFailed as failure:
+            # The host scrubs credential-like text from the worker's message before anything else sees it.
+            message = sanitize(failure.worker_message)
             return new_event(
                 EventType.TASK_FAILED,
                 self.clock.now(),
                 TaskScheduledId=item.task_id,
                 # TaskActivityShim: "Activity function '<name>' failed: " + the RPC exception's friendly
                 # message, the text after "\nException:" (which starts with a space: hence two spaces).
-                Reason=f"Activity function '{item.name}' failed:  {failure.worker_message}",
-                Details=_exception_details(failure.worker_message, failure.stack),
+                Reason=f"Activity function '{item.name}' failed:  {message}",
+                Details=_exception_details(message, failure.stack),
                 FailureDetails=None,
             )
         return new_event(
@@ -610,7 +655,9 @@ class _Episode:
             appended.append(self._execution_completed(COMPLETED, output_json))
             self._finish(tx, appended, COMPLETED, output_json)
         else:
-            appended.append(new_event(EventType.ORCHESTRATOR_COMPLETED, self.now))
+            # DTFx adds it unless the history already ends with one (a continued execution's first batch).
+            if appended[-1]["EventType"] != EventType.ORCHESTRATOR_COMPLETED:
+                appended.append(new_event(EventType.ORCHESTRATOR_COMPLETED, self.now))
             tx.append_history(instance.instance_id, appended)
             self._schedule(tx)
             self._update(tx, RUNNING)
@@ -643,8 +690,6 @@ class _Episode:
                 fired,
                 timer_id=timer.timer_id,
             )
-        for timer_id in self.decisions.canceled_timer_ids:
-            tx.delete_timer_message(instance.instance_id, instance.execution_id, timer_id)
         for child in self.decisions.sub_orchestrations:
             existing = tx.get_instance(child.instance_id)
             if existing is not None and existing.runtime_status in RUNNING_STATES:
@@ -663,9 +708,17 @@ class _Episode:
                 )
 
     def _continue_as_new(self, tx: Transaction) -> None:
-        """DTFx ends the execution and starts a new one with a fresh history and the new input."""
+        """DTFx ends the execution and runs the next one in the same work item, on the fresh history
+        [OrchestratorStarted, ExecutionStarted, the carried-over EventRaised (played), OrchestratorCompleted]
+        (`TaskOrchestrationDispatcher.OnProcessWorkItemAsync`); the status stays Running. Queued as the new
+        execution's first messages, those events make its next episode exactly that (`_first_batch`)."""
         instance = self.instance
-        tx.reset_instance_state(instance.instance_id)
+        previous_start = next(
+            e for e in self.history_for_invocation() if e["EventType"] == EventType.EXECUTION_STARTED
+        )
+        # Timers and results of the old execution are dropped, as DTFx drops messages for another
+        # ExecutionId; raised events carry none (the client clears it), so those queued meanwhile stay.
+        tx.end_execution(instance.instance_id)
         instance.execution_id = uuid.uuid4().hex
         instance.input = self.decisions.continue_as_new_input
         instance.output = None
@@ -675,10 +728,14 @@ class _Episode:
             execution_id=instance.execution_id,
             name=instance.name,
             input_json=instance.input,
-            parent=None,
+            parent=previous_start.get("ParentInstance"),
         )
-        tx.add_message(instance.instance_id, instance.execution_id, self.now.timestamp(), started)
-        self._update(tx, CONTINUED_AS_NEW)
+        # DTFx marks every event it processed as played, the carried-over ones included.
+        carried = [{**event, "IsPlayed": True} for event in self.decisions.carried_over]
+        for event in (started, *carried, new_event(EventType.ORCHESTRATOR_COMPLETED, self.now)):
+            tx.add_message(instance.instance_id, instance.execution_id, self.now.timestamp(), event)
+        tx.requeue_unbound_messages(instance.instance_id)
+        self._update(tx, RUNNING)
 
     def _finish(self, tx: Transaction, appended: list[Event], status: str, output_json: str) -> None:
         instance = self.instance
@@ -714,6 +771,15 @@ class _Episode:
         self.instance.runtime_status = status
         self.instance.last_updated_time = self.now.timestamp()
         tx.put_instance(self.instance)
+
+
+def _first_batch(messages: list[Message]) -> list[Message]:
+    """The messages of one episode: all of them, except that a continued execution's first episode ends
+    with the OrchestratorCompleted queued by `_continue_as_new` (later messages wait for the next one)."""
+    for position, message in enumerate(messages):
+        if message.event["EventType"] == EventType.ORCHESTRATOR_COMPLETED:
+            return messages[: position + 1]
+    return messages
 
 
 def _call_orchestrator(function: Any, context_json: str, name: str) -> dict[str, Any]:
@@ -831,6 +897,14 @@ def _json_value(text: str | None) -> Any:
 
 def _from_epoch(epoch: float) -> datetime:
     return datetime.fromtimestamp(epoch, UTC)
+
+
+def _refuse_running_instance(existing: InstanceRow | None) -> None:
+    """The default `overridableExistingInstanceStates` (NonRunningStates): a live instance blocks a start."""
+    if existing is not None and existing.runtime_status in RUNNING_STATES:
+        raise InstanceExistsError(
+            f"An Orchestration instance with the status {existing.runtime_status} already exists."
+        )
 
 
 def _validate_instance_id(instance_id: str) -> None:

@@ -7,11 +7,17 @@ at the first action still pending. Activities, timers and sub-orchestrations tak
 loop, which creates a timer after every failed attempt (after the last one a timer that fires immediately,
 "for back-compat"). DTFx then checks every scheduling event in history against the replayed actions
 (`TaskOrchestrationContext.Handle*CreatedEvent`).
+
+The shim's awaits advance as DTFx processes the history in order, so the replay walks the history too: that
+position decides which pending wait an `EventRaised` completes (the newest of that name) and which events
+arrive after `ContinueAsNew` (carried over to the next execution).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import IntEnum
@@ -90,9 +96,10 @@ class Decisions:
     activities: list[ScheduledActivity] = field(default_factory=list)
     timers: list[ScheduledTimer] = field(default_factory=list)
     sub_orchestrations: list[StartedSubOrchestration] = field(default_factory=list)
-    canceled_timer_ids: list[int] = field(default_factory=list)
     continue_as_new_input: str | None = None
     continued_as_new: bool = False
+    # EventRaised processed after ContinueAsNew: DTFx hands them to the next execution.
+    carried_over: list[Event] = field(default_factory=list)
     has_open_tasks: bool = False
 
 
@@ -141,16 +148,65 @@ class RetryOptions:
         return delay
 
 
+Condition = Callable[[], bool]
+# A chain of awaits of the .NET shim: yields the condition it waits on, resumed once that condition holds.
+Steps = Generator[Condition, None, None]
+
+
+@dataclass
+class _Waiter:
+    """A pending `WaitForExternalEvent` of the extension's context."""
+
+    done: bool = False
+
+
+class _Process:
+    """One chain of awaits running in the shim: the action loop, a WhenAll/WhenAny child, a retry loop."""
+
+    def __init__(self, steps: Steps) -> None:
+        self.steps = steps
+        self.waiting_on: Condition | None = None
+        self.done = False
+
+    def advance(self) -> bool:
+        """Run until a condition does not hold yet or the chain ends; True if anything ran."""
+        progressed = False
+        while not self.done and (self.waiting_on is None or self.waiting_on()):
+            progressed = True
+            try:
+                self.waiting_on = next(self.steps)
+            except StopIteration:
+                self.done = True
+        return progressed
+
+
+def _all_done(processes: list[_Process]) -> Condition:
+    return lambda: all(process.done for process in processes)
+
+
+def _any_done(processes: list[_Process]) -> Condition:
+    return lambda: any(process.done for process in processes)
+
+
 class _Replayer:
+    """DTFx's `TaskOrchestrationExecutor` over the history, with the shim's replay of the returned actions.
+
+    Events are processed in order; an await of the shim resumes as soon as the event that completes it is
+    processed (DTFx runs continuations inline: `SynchronousTaskScheduler`), so `cursor` is the history
+    position the shim has reached. That position decides which pending wait an `EventRaised` answers and
+    which events arrive after `ContinueAsNew`.
+    """
+
     def __init__(self, history: list[Event], now: datetime, known_activities: set[str]):
+        self.history = history
         self.now = now
         self.known_activities = known_activities
         self.scheduling_events: dict[int, Event] = {}
         self.outcomes: dict[int, Event] = {}
+        # Task or timer id -> history position of its first completion (TaskCompleted, TimerFired, ...).
+        self.completed_at: dict[int, int] = {}
         self.execution_id = ""
-        self.fired_timers: set[int] = set()
-        self.raised_counts: dict[str, int] = {}
-        for event in history:
+        for position, event in enumerate(history):
             event_type = event["EventType"]
             if event_type == EventType.EXECUTION_STARTED:
                 self.execution_id = event["OrchestrationInstance"]["ExecutionId"]
@@ -163,46 +219,121 @@ class _Replayer:
                 EventType.SUB_ORCHESTRATION_INSTANCE_FAILED,
             ):
                 self.outcomes.setdefault(event["TaskScheduledId"], event)
+                self.completed_at.setdefault(event["TaskScheduledId"], position)
             elif event_type == EventType.TIMER_FIRED:
-                self.fired_timers.add(event["TimerId"])
-            elif event_type == EventType.EVENT_RAISED:
-                self.raised_counts[event["Name"]] = self.raised_counts.get(event["Name"], 0) + 1
+                self.completed_at.setdefault(event["TimerId"], position)
+        self.cursor = -1
+        # CurrentUtcDateTime: the timestamp of the latest OrchestratorStarted processed.
+        self.current_time = now
         self.next_id = 0
         self.produced: dict[int, _Produced] = {}
-        self.open_task_ids: set[int] = set()
-        self.waits_per_event: dict[str, int] = {}
+        # DTFx's openTasks: activities, sub-orchestrations and timers the shim did not cancel.
+        self.open_task_ids: list[int] = []
+        # Per event name (the extension compares names ignoring case): pending waits, newest last, and the
+        # number of events that arrived while none was pending.
+        self.waiters: dict[str, list[_Waiter]] = {}
+        self.buffered: dict[str, int] = {}
+        self.processes: list[_Process] = []
+        self.continued_at: int | None = None
         self.decisions = Decisions()
 
-    # -- the .NET context calls ----------------------------------------------------------------------------
+    # -- DTFx's event loop ---------------------------------------------------------------------------------
 
-    def invoke(self, action: dict[str, Any]) -> bool:
-        """Invoke one action; True when its task is complete (successfully or not), False when pending."""
+    def play(self, main: Steps) -> None:
+        for position, event in enumerate(self.history):
+            self.cursor = position
+            event_type = event["EventType"]
+            if event_type == EventType.ORCHESTRATOR_STARTED:
+                self.current_time = parse_timestamp(event["Timestamp"])
+            elif event_type == EventType.EXECUTION_STARTED:
+                self._spawn(main)  # the orchestrator function, hence the shim's replay, runs here
+            elif event_type == EventType.EVENT_RAISED:
+                self._raise_event(event)
+            self._settle()
+
+    def _raise_event(self, event: Event) -> None:
+        """`HandleEventRaisedEvent`: once ContinueAsNew was called, the event is kept for the next execution
+        (`AddEventToNextIteration`); before, the extension's context hands it to the newest pending wait of
+        that name (its waits are a stack) or buffers it for the next wait (a queue)."""
+        if self.continued_at is not None:
+            self.decisions.carried_over.append(event)
+            return
+        name = str(event.get("Name", "")).lower()
+        waiters = self.waiters.get(name)
+        if waiters:
+            waiters.pop().done = True
+        else:
+            self.buffered[name] = self.buffered.get(name, 0) + 1
+
+    def _spawn(self, steps: Steps) -> _Process:
+        process = _Process(steps)
+        self.processes.append(process)
+        process.advance()
+        return process
+
+    def _settle(self) -> None:
+        """Resume every chain whose condition now holds, until none can go further."""
+        progressed = True
+        while progressed:
+            progressed = False
+            for process in list(self.processes):
+                progressed = process.advance() or progressed
+            self.processes = [process for process in self.processes if not process.done]
+
+    def has_open_tasks(self) -> bool:
+        return any(task_id not in self.completed_at for task_id in self.open_task_ids)
+
+    # -- the shim's action loop and the .NET context calls -------------------------------------------------
+
+    def main_v2(self, actions: list[dict[str, Any]]) -> Steps:
+        """`ProcessAsyncActionsV2`: each action invoked and awaited in turn."""
+        for action in actions:
+            yield from self._steps(action)
+
+    def main_v1(self, action_sets: list[list[dict[str, Any]]]) -> Steps:
+        """`ProcessAsyncActionsV1`: per yield, invoke all its actions, then await any of their tasks."""
+        for action_set in action_sets:
+            started = [(action, self._spawn(self._steps(action))) for action in action_set]
+            # ContinueAsNew is fire-and-forget: it is not among the awaited tasks.
+            awaited = [
+                process for action, process in started if action["actionType"] != ActionType.CONTINUE_AS_NEW
+            ]
+            if awaited:
+                yield _any_done(awaited)
+
+    def _steps(self, action: dict[str, Any]) -> Steps:
+        """`InvokeAPIFromAction` and the await of its task (a failed task counts as done)."""
         action_type = ActionType(action["actionType"])
         if action_type == ActionType.CALL_ACTIVITY:
-            return self._task_done(self._schedule_activity(action)) is not None
-        if action_type == ActionType.CALL_SUB_ORCHESTRATOR:
-            return self._task_done(self._start_sub_orchestration(action)) is not None
-        if action_type in (ActionType.CALL_ACTIVITY_WITH_RETRY, ActionType.CALL_SUB_ORCHESTRATOR_WITH_RETRY):
-            return self._invoke_with_retry(action, action_type)
-        if action_type == ActionType.CREATE_TIMER:
-            return self._create_timer(
+            yield self._completed(self._schedule_activity(action))
+        elif action_type == ActionType.CALL_SUB_ORCHESTRATOR:
+            yield self._completed(self._start_sub_orchestration(action))
+        elif action_type in (
+            ActionType.CALL_ACTIVITY_WITH_RETRY,
+            ActionType.CALL_SUB_ORCHESTRATOR_WITH_RETRY,
+        ):
+            yield from self._retry_steps(action, action_type)
+        elif action_type == ActionType.CREATE_TIMER:
+            yield from self._timer_steps(
                 parse_timestamp(action["fireAt"]), canceled=bool(action.get("isCanceled"))
             )
-        if action_type == ActionType.WAIT_FOR_EXTERNAL_EVENT:
-            name = action["externalEventName"]
-            self.waits_per_event[name] = self.waits_per_event.get(name, 0) + 1
-            return self.raised_counts.get(name, 0) >= self.waits_per_event[name]
-        if action_type == ActionType.CONTINUE_AS_NEW:
+        elif action_type == ActionType.WAIT_FOR_EXTERNAL_EVENT:
+            yield self._wait_for_event(action["externalEventName"])
+        elif action_type == ActionType.CONTINUE_AS_NEW:
             self.decisions.continued_as_new = True
             self.decisions.continue_as_new_input = json.dumps(action.get("input"))
-            return True
-        if action_type in (ActionType.WHEN_ALL, ActionType.WHEN_ANY):
-            children = [self.invoke(child) for child in action.get("compoundActions") or []]
-            return all(children) if action_type == ActionType.WHEN_ALL else any(children)
-        raise OrchestrationFailedError(
-            f"The dev host does not support {action_type.name} actions (durable entities and durable HTTP "
-            "are not emulated)."
-        )
+            self.continued_at = self.cursor
+        elif action_type in (ActionType.WHEN_ALL, ActionType.WHEN_ANY):
+            children = [self._spawn(self._steps(child)) for child in action.get("compoundActions") or []]
+            yield _all_done(children) if action_type == ActionType.WHEN_ALL else _any_done(children)
+        else:
+            raise OrchestrationFailedError(
+                f"The dev host does not support {action_type.name} actions (durable entities and durable "
+                "HTTP are not emulated)."
+            )
+
+    def _completed(self, task_id: int) -> Condition:
+        return lambda: self.completed_at.get(task_id, len(self.history)) <= self.cursor
 
     def _allocate(self, kind: str, name: str) -> int:
         task_id = self.next_id
@@ -241,6 +372,7 @@ class _Replayer:
                 )
             )
             self.decisions.activities.append(ScheduledActivity(task_id, name, _as_json_text(input_json)))
+        self.open_task_ids.append(task_id)
         return task_id
 
     def _start_sub_orchestration(self, action: dict[str, Any]) -> int:
@@ -265,15 +397,10 @@ class _Replayer:
             self.decisions.sub_orchestrations.append(
                 StartedSubOrchestration(task_id, name, child_id, input_json)
             )
+        self.open_task_ids.append(task_id)
         return task_id
 
-    def _task_done(self, task_id: int) -> Event | None:
-        outcome = self.outcomes.get(task_id)
-        if outcome is None:
-            self.open_task_ids.add(task_id)
-        return outcome
-
-    def _create_timer(self, fire_at: datetime, *, canceled: bool = False) -> bool:
+    def _timer_steps(self, fire_at: datetime, *, canceled: bool = False) -> Steps:
         timer_id = self._allocate("timer", "")
         if not self._already_scheduled(timer_id, "timer", ""):
             self.decisions.new_events.append(
@@ -281,42 +408,49 @@ class _Replayer:
                     EventType.TIMER_CREATED, self.now, event_id=timer_id, FireAt=format_timestamp(fire_at)
                 )
             )
-            if not canceled:
-                self.decisions.timers.append(ScheduledTimer(timer_id, fire_at))
-        elif canceled and timer_id not in self.fired_timers:
-            self.decisions.canceled_timer_ids.append(timer_id)
-        if canceled or timer_id in self.fired_timers:
-            return True
-        self.open_task_ids.add(timer_id)
-        return False
+            # Created even when the shim cancels it at once (CreateTimer, then the token's Cancel): its
+            # TimerFired is still delivered at FireAt.
+            self.decisions.timers.append(ScheduledTimer(timer_id, fire_at))
+        if canceled:
+            return  # a canceled task is done, and DTFx no longer counts the timer as open
+        self.open_task_ids.append(timer_id)
+        yield self._completed(timer_id)
 
-    def _invoke_with_retry(self, action: dict[str, Any], action_type: ActionType) -> bool:
+    def _retry_steps(self, action: dict[str, Any], action_type: ActionType) -> Steps:
+        """DTFx `RetryInterceptor.Invoke`."""
         options = RetryOptions.from_action(action.get("retryOptions") or {})
-        first_attempt: datetime | None = None
+        first_attempt = self.current_time
         for attempt in range(options.max_number_of_attempts):
             if action_type == ActionType.CALL_ACTIVITY_WITH_RETRY:
                 task_id = self._schedule_activity(action)
             else:
                 task_id = self._start_sub_orchestration(action)
-            if first_attempt is None:
-                scheduled = self.scheduling_events.get(task_id)
-                first_attempt = parse_timestamp(scheduled["Timestamp"]) if scheduled else self.now
-            outcome = self._task_done(task_id)
-            if outcome is None:
-                return False
-            if outcome["EventType"] in (
+            yield self._completed(task_id)
+            if self.outcomes[task_id]["EventType"] in (
                 EventType.TASK_COMPLETED,
                 EventType.SUB_ORCHESTRATION_INSTANCE_COMPLETED,
             ):
-                return True
+                return
             if attempt + 1 == options.max_number_of_attempts:
-                return self._create_timer(self.now)  # "Dummy timer for back-compat", fires immediately
-            delay = options.next_delay(attempt, first_attempt, self.now)
+                # "Dummy timer for back-compat": fires immediately.
+                yield from self._timer_steps(self.current_time)
+                return
+            delay = options.next_delay(attempt, first_attempt, self.current_time)
             if delay <= timedelta(0):
-                return True
-            if not self._create_timer(self.now + delay):
-                return False
-        return True
+                return
+            yield from self._timer_steps(self.current_time + delay)
+
+    def _wait_for_event(self, name: str) -> Condition:
+        """`WaitForExternalEvent`: takes the oldest buffered event of that name, else waits on top of the
+        name's stack of pending waits."""
+        key = name.lower()
+        waiter = _Waiter()
+        if self.buffered.get(key):
+            self.buffered[key] -= 1
+            waiter.done = True
+        else:
+            self.waiters.setdefault(key, []).append(waiter)
+        return lambda: waiter.done
 
     # -- DTFx's checks of history against the replayed actions ---------------------------------------------
 
@@ -400,24 +534,17 @@ def replay_actions(
     to fail the instance (non-determinism, unsupported action, unknown activity)."""
     replayer = _Replayer(history, now, known_activities)
     actions = state.get("actions") or []
-    try:
-        if int(state.get("schemaVersion") or 0) >= 1:
-            if len(actions) > 1:
-                raise OrchestrationFailedError(
-                    f"With OOProc schema ReplayPatchV1, expected actions array to be of length 1 in outer "
-                    f"layer but got size: {len(actions)}"
-                )
-            for action in actions[0] if actions else []:
-                if not replayer.invoke(action):
-                    break
-        else:
-            # Schema V1 (ProcessAsyncActions): per yield, invoke all its actions and await any of them.
-            for action_set in actions:
-                results = [replayer.invoke(action) for action in action_set]
-                if results and not any(results):
-                    break
-    except _StopReplayError:
-        pass
+    if int(state.get("schemaVersion") or 0) >= 1:
+        if len(actions) > 1:
+            raise OrchestrationFailedError(
+                f"With OOProc schema ReplayPatchV1, expected actions array to be of length 1 in outer "
+                f"layer but got size: {len(actions)}"
+            )
+        main = replayer.main_v2(actions[0] if actions else [])
+    else:
+        main = replayer.main_v1(actions)
+    with contextlib.suppress(_StopReplayError):
+        replayer.play(main)
     replayer.check_history()
-    replayer.decisions.has_open_tasks = bool(replayer.open_task_ids)
+    replayer.decisions.has_open_tasks = replayer.has_open_tasks()
     return replayer.decisions

@@ -6,7 +6,8 @@ process killed at any moment restarts from a consistent state. Layout:
 * `instances`  — one row per instance id: current execution, runtime status, input/output/custom status.
 * `history`    — the current execution's DTFx history events (JSON), in order.
 * `messages`   — the orchestrator inbox: events (ExecutionStarted, TaskCompleted, TimerFired, EventRaised,
-                 ...) due at a time; an episode consumes every message due for its instance at once.
+                 ...) due at a time, for one execution or (execution_id NULL) whichever is current; an episode
+                 consumes the messages due for its instance at once.
 * `activities` — activity work items; `running` ones are reset to `pending` on start-up (at-least-once).
 * `clock`      — the latest clock time the engine saw (one row): a restarted scaled clock continues there.
 """
@@ -224,6 +225,15 @@ class Transaction:
         self.reset_instance_state(instance_id)
         return self._db.execute("DELETE FROM instances WHERE instance_id = ?", (instance_id,)).rowcount > 0
 
+    def end_execution(self, instance_id: str) -> None:
+        """Forget the current execution (continued as new): its history, the messages addressed to it and its
+        activity work; messages for whatever execution is current stay."""
+        self.clear_history(instance_id)
+        self._db.execute(
+            "DELETE FROM messages WHERE instance_id = ? AND execution_id IS NOT NULL", (instance_id,)
+        )
+        self._db.execute("DELETE FROM activities WHERE instance_id = ?", (instance_id,))
+
     def reset_instance_state(self, instance_id: str) -> None:
         """Forget history, inbox and activity work of an instance (replaced, purged)."""
         self.clear_history(instance_id)
@@ -283,10 +293,18 @@ class Transaction:
     def delete_instance_messages(self, instance_id: str) -> None:
         self._db.execute("DELETE FROM messages WHERE instance_id = ?", (instance_id,))
 
-    def delete_timer_message(self, instance_id: str, execution_id: str, timer_id: int) -> None:
-        self._db.execute(
-            "DELETE FROM messages WHERE instance_id = ? AND execution_id = ? AND timer_id = ?",
-            (instance_id, execution_id, timer_id),
+    def requeue_unbound_messages(self, instance_id: str) -> None:
+        """Move the instance's messages for whatever execution is current behind all its other messages,
+        keeping their order."""
+        rows = self._db.execute(
+            "SELECT id, due, timer_id, event FROM messages WHERE instance_id = ? AND execution_id IS NULL "
+            "ORDER BY id",
+            (instance_id,),
+        ).fetchall()
+        self.delete_messages([row[0] for row in rows])
+        self._db.executemany(
+            "INSERT INTO messages (instance_id, execution_id, due, timer_id, event) VALUES (?, ?, ?, ?, ?)",
+            [(instance_id, None, *row[1:]) for row in rows],
         )
 
     def instances_with_due_messages(self, now: float) -> list[str]:

@@ -99,8 +99,23 @@ def test_indexing_error_is_printed_and_stops_the_start(tmp_path: Path) -> None:
     )
     assert host.wait_exit() == 1
     assert "could not be started" in host.output
-    assert "wrong_parameter" in host.output
-    assert "'msg'" in host.output
+    assert (
+        "Worker failed to index functions: FunctionLoadError: cannot load the wrong_parameter function"
+        in (host.output)
+    )
+    assert "{'message'}" in host.output
+
+
+def test_an_app_the_worker_refuses_stops_the_start_with_the_workers_message(tmp_path: Path) -> None:
+    host = DevHostProcess(
+        ["--app", "tests.devhost.apps.generic_annotation_app:app", "--port", str(free_port())], cwd=tmp_path
+    )
+    assert host.wait_exit() == 1
+    assert "Worker failed to index functions" in host.output
+    assert (
+        "FunctionLoadError: cannot load the resolve function: binding references has invalid non-type "
+        "annotation list[str]"
+    ) in host.output
 
 
 def test_missing_module_is_an_indexing_error(tmp_path: Path) -> None:

@@ -23,7 +23,7 @@ def relay(context: df.DurableOrchestrationContext) -> Any:
 
 
 @app.activity_trigger(input_name="request")
-def deliver(request: dict[str, Any]) -> str:
+def deliver(request: dict) -> str:
     if request.get("fail"):
         raise ValueError("the receiver refused the delivery")
     return f"delivered to {request['callbackUrl']}"

@@ -43,6 +43,6 @@ def notify(context: df.DurableOrchestrationContext) -> Any:
 
 @app.activity_trigger(input_name="payload")
 @app.queue_output(arg_name="out", queue_name="%RESULTS_QUEUE%", connection="AzureWebJobsStorage")
-def send_result(payload: dict[str, Any], out: func.Out[str]) -> str:
+def send_result(payload: dict, out: func.Out[str]) -> str:
     out.set(json.dumps({"tag": payload["tag"], "from": "activity"}))
     return "sent"

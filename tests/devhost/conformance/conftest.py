@@ -61,7 +61,11 @@ EngineFactory = Callable[..., Harness]
 def make_engine(tmp_path: Path) -> Iterator[EngineFactory]:
     engines: list[DurableEngine] = []
 
-    def factory(app: func.FunctionApp, *, store_path: Path | None = None, **options: Any) -> Harness:
+    def factory(
+        app: func.FunctionApp, *, store_path: Path | None = None, start: bool = True, **options: Any
+    ) -> Harness:
+        """`start=False` leaves the dispatcher stopped: messages sent before `engine.start()` are
+        delivered together, in the order they were sent."""
         clock = options.pop("clock", None) or ManualClock(START)
         exchanges: list[tuple[dict[str, Any], dict[str, Any]]] = []
         engine = DurableEngine(
@@ -74,7 +78,8 @@ def make_engine(tmp_path: Path) -> Iterator[EngineFactory]:
             **options,
         )
         engines.append(engine)
-        engine.start()
+        if start:
+            engine.start()
         return Harness(engine, clock, exchanges)
 
     yield factory

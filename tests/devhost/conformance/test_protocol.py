@@ -1,4 +1,10 @@
-"""The JSON the engine sends and the actions it accepts, pinned to durable-python-protocol.md (§1-§3, §6)."""
+"""The JSON the engine sends and the actions it accepts.
+
+The trigger JSON is the extension's `OrchestrationContextToString` (Azure/azure-functions-durable-extension
+v2.13.7, `src/WebJobs.Extensions.DurableTask/Bindings/OrchestrationTriggerAttributeBindingProvider.cs`
+L219-241); history events are DTFx's `HistoryEvent`s as Newtonsoft serializes them; the actions are what
+azure-functions-durable 1.7.0 returns.
+"""
 
 from __future__ import annotations
 
@@ -12,8 +18,9 @@ from devhost.durable.history import EventType
 
 from .conftest import START, EngineFactory
 
-# §1.4: the 4th invocation's trigger JSON of the chaining + timer example, as verified with the real SDK.
-FACT_SHEET_HISTORY: list[dict[str, Any]] = [
+# The 4th invocation's trigger JSON of a chaining + timer orchestration (activities of 2 s and 1 s, a 30 s
+# timer): every event of the history, IsPlayed set on the events of earlier episodes.
+RECORDED_HISTORY: list[dict[str, Any]] = [
     {"EventType": 12, "EventId": -1, "IsPlayed": True, "Timestamp": "2024-01-01T00:00:00.0000000Z"},
     {"EventType": 0, "EventId": -1, "IsPlayed": True, "Timestamp": "2024-01-01T00:00:00.0000000Z",
      "OrchestrationInstance": {"InstanceId": "inst-1"},
@@ -37,7 +44,7 @@ FACT_SHEET_HISTORY: list[dict[str, Any]] = [
     {"EventType": 5, "EventId": -1, "IsPlayed": False, "Timestamp": "2024-01-01T00:00:33.0000000Z",
      "TaskScheduledId": 2, "Result": '"Hello again"'},
 ]  # fmt: skip
-FACT_SHEET_TOP_LEVEL = {
+RECORDED_TOP_LEVEL = {
     "input": '"Tokyo"',
     "instanceId": "inst-1",
     "isReplaying": True,
@@ -81,7 +88,7 @@ def chaining_app(make_engine: EngineFactory) -> Any:
     return harness
 
 
-def test_chaining_with_timer_sends_the_fact_sheet_history_and_accepts_its_actions(
+def test_chaining_with_timer_sends_the_recorded_history_and_accepts_its_actions(
     make_engine: EngineFactory,
 ) -> None:
     harness = chaining_app(make_engine)
@@ -95,10 +102,10 @@ def test_chaining_with_timer_sends_the_fact_sheet_history_and_accepts_its_action
         [[CALL_TOKYO, TIMER_32, CALL_AGAIN]],
     ]
     context, state = harness.exchanges[-1]
-    assert {key: value for key, value in context.items() if key != "history"} == FACT_SHEET_TOP_LEVEL
-    assert list(context) == ["history", *FACT_SHEET_TOP_LEVEL]
-    assert len(context["history"]) == len(FACT_SHEET_HISTORY)
-    for sent, expected in zip(context["history"], FACT_SHEET_HISTORY, strict=True):
+    assert {key: value for key, value in context.items() if key != "history"} == RECORDED_TOP_LEVEL
+    assert list(context) == ["history", *RECORDED_TOP_LEVEL]
+    assert len(context["history"]) == len(RECORDED_HISTORY)
+    for sent, expected in zip(context["history"], RECORDED_HISTORY, strict=True):
         expected_instance = expected.get("OrchestrationInstance")
         if expected_instance:
             assert sent["OrchestrationInstance"]["InstanceId"] == expected_instance["InstanceId"]
@@ -152,7 +159,7 @@ def _retry_app(make_engine: EngineFactory, failures_before_success: int, options
         return result
 
     @app.activity_trigger(input_name="payload")
-    def flaky(payload: dict[str, int]) -> dict[str, Any]:
+    def flaky(payload: Any) -> dict[str, Any]:  # the worker refuses builtin generic annotations
         attempts.append(payload["n"])
         if len(attempts) <= failures_before_success:
             raise ValueError(f"attempt {len(attempts)} failed")
@@ -162,7 +169,7 @@ def _retry_app(make_engine: EngineFactory, failures_before_success: int, options
 
 
 def _sequence(history: list[dict[str, Any]]) -> list[tuple[str, int | None, str, str | None]]:
-    """(event, id, time) of the scheduling/completion events, as the fact sheet writes the retry histories."""
+    """(event, id, time, FireAt) of the scheduling and completion events of a retry history."""
     names = {4: "TaskScheduled", 5: "TaskCompleted", 6: "TaskFailed", 10: "TimerCreated", 11: "TimerFired"}
     rows = []
     for event in history:
@@ -202,7 +209,8 @@ def test_retry_that_succeeds_on_the_third_attempt_writes_dtfx_retry_history(
         ("TaskScheduled", 4, "00:00:10", None),
         ("TaskCompleted", 4, "00:00:10", None),
     ]
-    # The SDK keeps returning the single WhenAll(CallActivityWithRetry) action (§3.1).
+    # The SDK keeps returning one WhenAll(CallActivityWithRetry) action: its RetryAbleTask is a WhenAllTask
+    # (azure-functions-durable 1.7.0, `azure/durable_functions/models/Task.py` L471).
     retry_action = {"actionType": 1, "functionName": "flaky", "input": '{"n": 1}',
                     "retryOptions":
                     {"firstRetryIntervalInMilliseconds": 5000, "maxNumberOfAttempts": 3}}  # fmt: skip
@@ -292,7 +300,9 @@ def _approval_app(make_engine: EngineFactory, *, cancel_timer: bool = True) -> A
     return make_engine(app)
 
 
-def test_event_before_timeout_wins_and_the_canceled_timer_is_dropped(make_engine: EngineFactory) -> None:
+def test_event_before_timeout_wins_and_the_canceled_timer_goes_with_the_finished_instance(
+    make_engine: EngineFactory,
+) -> None:
     harness = _approval_app(make_engine)
     instance_id = harness.start("approval")
     harness.engine.run_until_idle()
@@ -304,6 +314,8 @@ def test_event_before_timeout_wins_and_the_canceled_timer_is_dropped(make_engine
     assert status is not None
     assert status["runtimeStatus"] == "Completed"
     assert status["output"] == {"approved": '{"by": "alice"}'}
+    # A canceled timer still fires (test_delivery.py), but the provider discards messages for a finished
+    # instance (AzureStorageOrchestrationService.IsExecutableInstanceAsync).
     assert harness.engine.next_due_time() is None
     last_actions = harness.states()[-1]["actions"]
     assert last_actions == [[{"actionType": 11, "compoundActions": [
@@ -376,11 +388,14 @@ def test_continue_as_new_restarts_with_a_fresh_history_and_the_new_input(make_en
         {"actionType": 4, "input": "3"},
     ]
     history = harness.engine.history(instance_id)
-    assert [e["EventType"] for e in history] == [12, 0, 1, 13]
+    # DTFx runs a continued execution at once on [OrchestratorStarted, ExecutionStarted,
+    # OrchestratorCompleted], then appends the episode's events and another OrchestratorCompleted.
+    assert [e["EventType"] for e in history] == [12, 0, 13, 1, 13]
     assert history[1]["Input"] == '"3"'
-    # Each generation's first invocation sees only [OrchestratorStarted, ExecutionStarted].
-    generation_starts = [c for c, _ in harness.exchanges if len(c["history"]) == 2]
-    assert [c["input"] for c in generation_starts] == ["1", "2", "3"]
+    generation_starts = [c["history"] for c, _ in harness.exchanges if not c["history"][1]["IsPlayed"]]
+    assert [[e["EventType"] for e in h] for h in generation_starts] == [[12, 0], [12, 0, 13], [12, 0, 13]]
+    assert [h[1]["Input"] for h in generation_starts] == ['"1"', '"2"', '"3"']
+    assert status["lastUpdatedTime"] == "2024-01-01T00:02:00Z"
 
 
 def test_a_ten_day_timer_is_split_into_three_day_timers(make_engine: EngineFactory) -> None:
