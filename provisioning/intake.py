@@ -1,8 +1,11 @@
 """Starting a request exactly once: the logic the HTTP starter and the queue intake share.
 
-The durable instance id is the lock. With the extension's default ``overridableExistingInstanceStates``
-(NonRunningStates), ``start_new`` with an id that is Pending or Running fails, so of several concurrent starts
-with the same idempotency key exactly one succeeds. Every other caller reads the instance and answers from it.
+The durable instance id is the lock, but not an atomic one. With the extension's default
+``overridableExistingInstanceStates`` (NonRunningStates), ``start_new`` with an id that is Pending or Running
+fails; yet the Azure Storage provider checks the instance and writes it in two steps, so concurrent starts
+whose checks precede the first write all succeed, and only the start whose instance write lands first runs
+(the others' ExecutionStarted messages are discarded). A successful ``start_new`` therefore does not mean
+"this request runs": the instance is read back, and its input's body hash says whose request it holds.
 A finished instance is never started again: its result is the answer (the extension would replace it).
 """
 
@@ -20,8 +23,7 @@ from provisioning.status import input_of
 
 logger = logging.getLogger(__name__)
 
-# After a refused start the winner's instance can be briefly invisible to a status read (storage write
-# order); look a few times before calling the refusal a failure.
+# After a start, refused or not, look a few times before giving up on reading the instance with its input.
 EXISTING_INSTANCE_READ_ATTEMPTS = 5
 EXISTING_INSTANCE_READ_DELAY_SECONDS = 0.2
 
@@ -40,7 +42,7 @@ class DurableClient(Protocol):
 
 
 class StartOutcome(StrEnum):
-    STARTED = "started"  # this call started the orchestration
+    STARTED = "started"  # this call's start succeeded and the instance holds this request
     EXISTING = "existing"  # the same request was started before: answer from its status
     CONFLICT = "conflict"  # the idempotency key belongs to a different request
 
@@ -53,7 +55,8 @@ class StartResult:
 
 
 class StartFailedError(RuntimeError):
-    """The orchestration could not be started and does not exist: a transient fault, safe to retry."""
+    """The start failed, or which request the instance holds could not be read: a transient fault. A retry is
+    safe: the same idempotency key finds the instance if one was started."""
 
 
 async def read_status(client: DurableClient, instance_id: str) -> dict[str, Any] | None:
@@ -77,12 +80,19 @@ async def start_once(client: DurableClient, provisioning_input: ProvisioningInpu
     if existing is None:
         try:
             await client.start_new(ORCHESTRATOR_NAME, instance_id, provisioning_input.to_json())
-            return StartResult(StartOutcome.STARTED, instance_id)
         except Exception as err:  # the client raises bare Exception for every refusal and fault
             # Most likely a concurrent duplicate won the race (the instance is now Pending or Running).
             existing = await _read_existing(client, instance_id)
             if existing is None:
                 raise StartFailedError(f"starting {instance_id} failed: {err.__class__.__name__}") from err
+        else:
+            # Accepted, yet a concurrent start may have written the instance first: then that one runs.
+            existing = await _read_existing(client, instance_id)
+            if existing is None:
+                raise StartFailedError(f"{instance_id} was started but cannot be read back")
+            if _same_request(existing, provisioning_input):
+                return StartResult(StartOutcome.STARTED, instance_id)
+            return StartResult(StartOutcome.CONFLICT, instance_id, existing)
     elif input_of(existing) is None:
         existing = await _read_existing(client, instance_id)
         if existing is None:
@@ -111,7 +121,7 @@ async def _read_existing(client: DurableClient, instance_id: str) -> dict[str, A
         try:
             existing = await read_status(client, instance_id)
         except Exception:
-            logger.warning("reading %s after a refused start failed", instance_id, exc_info=True)
+            logger.warning("could not read %s after its start", instance_id, exc_info=True)
             continue
         if existing is not None and input_of(existing) is not None:
             return existing

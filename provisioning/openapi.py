@@ -183,7 +183,9 @@ def _document(description: str, *, polling: bool = False) -> Response:
     return Response(description, (Content("StatusDocument"),), POLLING_HEADERS if polling else ())
 
 
-_UNAUTHORIZED = Response("The function key is missing or wrong (answered by the Functions host, no body).")
+_UNAUTHORIZED = Response(
+    "The key is missing, wrong, or a key of another function (answered by the Functions host, no body)."
+)
 _REQUEST_ID = Parameter(
     name="id",
     location="path",
@@ -422,8 +424,9 @@ def request_examples() -> dict[str, dict[str, Any]]:
 _DESCRIPTION = (
     "Creates Viva Engage communities through Microsoft Graph. POST starts a request and answers 202 with an "
     "absolute Location and Retry-After; GET on that URL answers 202 while running, then 200 (Succeeded), 422 "
-    "(Failed) or 409 (Canceled). Errors are application/problem+json. Authenticate with a function key in "
-    "the x-functions-key header or the code query parameter."
+    "(Failed) or 409 (Canceled). Errors are application/problem+json. Authenticate with a host key in the "
+    "x-functions-key header or the code query parameter (a function key opens only its own function, and the "
+    "status URL belongs to another function than the start)."
 )
 
 

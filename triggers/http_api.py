@@ -92,7 +92,7 @@ async def start_community_request(
             result = await start_once(client, provisioning_input)
     except StartFailedError:
         logger.exception("could not start request %s", instance_id)
-        return _respond(_retry_later("The request was not started; send it again."))
+        return _respond(_retry_later("The request could not be started or confirmed; send it again."))
 
     if result.outcome is StartOutcome.CONFLICT:
         detail = (
@@ -157,11 +157,9 @@ async def cancel_community_request(
     if document.status is RequestStatus.RUNNING:
         if await _request_cancel(client, instance_id):
             logger.info("cancel requested for %s", instance_id)
+            # An event raised while the orchestrator continues as new is carried over to the next execution
+            # (DTFx), so one raise is enough.
             document = await _wait_until_settled(client, instance_id)
-            if document is not None and document.status is RequestStatus.RUNNING:
-                # Once more before answering 202: an event arriving in the very episode in which the
-                # orchestrator continues as new is dropped with that execution. A second one is harmless.
-                await _request_cancel(client, instance_id)
         else:  # it finished (410) or vanished (404) since it was read, or storage failed
             document = document_from_durable(instance_id, await read_status(client, instance_id))
             if document is not None and document.status is RequestStatus.RUNNING:

@@ -5,7 +5,8 @@
 * Same ``requestId`` again with the same content: nothing is started or written; the running (or finished)
   request writes its own single result message.
 * Same ``requestId`` with different content: ``Rejected`` with ``IdempotencyConflict``; the original request
-  goes on untouched.
+  goes on untouched. Two such messages processed at the same moment (several workers) start one request: the
+  one whose start the extension recorded first; the other is rejected.
 * The start fails (storage, extension): the function raises, the host retries the message and finally moves
   it to ``<queue>-poison``.
 """

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import requests
 
-from devhost.host import FUNCTION_KEYS_SETTING
+from devhost.host import HOST_KEYS_SETTING
 from devhost.testing import DevHost
 from provisioning.idempotency import instance_id_for_key
 from tests.e2e.workflow_env import OWNER, WorkflowEnv, request_body, workflow_env
@@ -154,9 +154,9 @@ def test_with_enforced_keys_the_location_authorises_itself_with_the_code_key(
     def keyed_factory(**kwargs: Any) -> DevHost:
         return devhost_factory(enforce_keys=True, **kwargs)
 
-    key = "function-key-1"
+    key = "host-key-1"  # a host key: the status function must accept the code the start call carried
     with workflow_env(
-        keyed_factory, monkeypatch, azurite.connection_string, settings={FUNCTION_KEYS_SETTING: key}
+        keyed_factory, monkeypatch, azurite.connection_string, settings={HOST_KEYS_SETTING: key}
     ) as env:
         data = json.dumps(request_body()).encode()
         assert post_raw(env, data, JSON).status_code == 401
