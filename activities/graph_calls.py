@@ -7,6 +7,7 @@ invalid non-type annotation``; azure-functions-durable-python issue #468).
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import azure.durable_functions as df
@@ -36,8 +37,13 @@ def find_communities(display_name: str) -> dict:
 
 
 @bp.activity_trigger(input_name="request", activity=steps.CREATE_COMMUNITY.name)
-def create_community(request: dict) -> dict:
-    return steps.CREATE_COMMUNITY.run(get_graph_client(), request)
+@bp.durable_client_input(client_name="client")
+async def create_community(request: dict, client: df.DurableOrchestrationClient) -> dict:
+    # Never POST twice for one attempt, even when the host runs this activity again after a crash.
+    if not await steps.claim_create_try(client, request["requestId"], request["tryId"]):
+        return {"error": steps.REPEATED_CREATE_ATTEMPT.to_dict()}
+    # The Graph client blocks: keep it off the worker's event loop.
+    return await asyncio.to_thread(steps.CREATE_COMMUNITY.run, get_graph_client(), request)
 
 
 @bp.activity_trigger(input_name="operation_url", activity=steps.GET_OPERATION_STATUS.name)

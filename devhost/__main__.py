@@ -94,6 +94,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--local-settings", default="local.settings.json", help="settings file whose Values are applied"
     )
+    parser.add_argument(
+        "--rerun-activity",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="fault mode: run every work item of this activity twice and lose the first result, as after a "
+        "host crash between the activity's effects and its recorded result (repeatable)",
+    )
     return parser.parse_args(argv)
 
 
@@ -124,6 +132,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             host_json=host_json,
             port=args.port,
             enforce_keys=args.enforce_keys,
+            rerun_activities=args.rerun_activity,
         )
         runtime.start()
     except (IndexingError, SettingsError, StorageUnavailableError) as exc:

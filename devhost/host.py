@@ -14,7 +14,7 @@ import logging
 import os
 import secrets
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -248,6 +248,14 @@ class FunctionHost:
         with self._running_lock:
             return self._running
 
+    def binding_inputs(self, fn: FunctionInfo) -> dict[str, rpc.TypedData]:
+        """The values of `fn`'s input bindings other than its trigger: the durable client binding's JSON."""
+        return {
+            binding["name"]: rpc.TypedData(string=self.durable_client_json(binding))
+            for binding in fn.bindings
+            if binding.get("type") == "durableClient"
+        }
+
     def invoke(
         self,
         fn: FunctionInfo,
@@ -263,10 +271,7 @@ class FunctionHost:
         Outputs (`func.Out` parameters) are written to the sink only after a successful call. Exceptions
         propagate to the caller (HTTP → 500, queue → retry), after the failure has been logged.
         """
-        inputs = {fn.trigger_parameter: trigger}
-        for binding in fn.bindings:
-            if binding.get("type") == "durableClient":
-                inputs[binding["name"]] = rpc.TypedData(string=self.durable_client_json(binding))
+        inputs = {**self.binding_inputs(fn), fn.trigger_parameter: trigger}
         with self._running_lock:
             self._running += 1
         try:
@@ -353,6 +358,7 @@ class DevHostRuntime:
         keys: AccessKeys | None = None,
         bind: str = "127.0.0.1",
         atomic_starts: bool = False,
+        rerun_activities: Collection[str] = (),
     ) -> None:
         self._app = app
         self.clock = clock
@@ -363,6 +369,7 @@ class DevHostRuntime:
         self._keys = keys
         self._bind = bind
         self._atomic_starts = atomic_starts
+        self._rerun_activities = rerun_activities
         self._server: DevHostHttpServer | None = None
         self._engine: DurableEngine | None = None
         self._function_host: FunctionHost | None = None
@@ -403,6 +410,8 @@ class DevHostRuntime:
             max_concurrent_activities=int(durable.get("maxConcurrentActivityFunctions") or 10),
             task_hub=host.task_hub,
             atomic_starts=self._atomic_starts,
+            binding_inputs=host.binding_inputs,
+            rerun_activities=self._rerun_activities,
         )
         management = ManagementApi(engine, now=self.clock.now, management_payload=host.management_payload)
         server = DevHostHttpServer(host, management, (self._bind, self._port))

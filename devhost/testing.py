@@ -50,6 +50,7 @@ class DevHost:
         host_json: str | Path | None = "host.json",
         keys: AccessKeys | None = None,
         atomic_starts: bool = False,
+        rerun_activities: Collection[str] = (),
     ) -> None:
         self.clock: Clock = clock if clock is not None else ManualClock()
         self._settings = dict(settings or {})
@@ -69,6 +70,7 @@ class DevHost:
             enforce_keys=enforce_keys,
             keys=keys,
             atomic_starts=atomic_starts,
+            rerun_activities=rerun_activities,
         )
         self._saved_environ: dict[str, str | None] = {}
         self._started = False

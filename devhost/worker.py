@@ -186,13 +186,19 @@ def invoke_orchestrator(fn: FunctionInfo, context_json: str) -> str:
     return _json_text(fn, result)
 
 
-def invoke_activity(fn: FunctionInfo, input_json: str, sink: OutputSink | None) -> str:
+def invoke_activity(
+    fn: FunctionInfo,
+    input_json: str,
+    sink: OutputSink | None,
+    inputs: Mapping[str, rpc.TypedData] | None = None,
+) -> str:
     """Run an activity: the extension hands the input as JSON text; the result goes back as JSON text
-    (`ActivityTriggerConverter`: df_loads with a raw-string fallback in, df_dumps out). Raises ActivityFailed
-    on any error."""
+    (`ActivityTriggerConverter`: df_loads with a raw-string fallback in, df_dumps out). `inputs` are its other
+    input bindings (a durable client). Raises ActivityFailed on any error."""
     try:
         with invocation_log(fn.name, DURABLE_REASON):
-            result = call_function(fn, {fn.trigger_parameter: rpc.TypedData(string=input_json)}, sink=sink)
+            trigger = {fn.trigger_parameter: rpc.TypedData(string=input_json)}
+            result = call_function(fn, {**(inputs or {}), **trigger}, sink=sink)
         return _json_text(fn, result)
     except Exception as exc:
         raise ActivityFailed(type(exc).__name__, str(exc), "".join(traceback.format_exception(exc))) from exc

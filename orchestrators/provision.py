@@ -50,6 +50,11 @@ Steps = Generator[Any, Any, Any]
 T = TypeVar("T")
 
 
+@bp.orchestration_trigger(context_name="context", orchestration=steps.CREATE_ATTEMPT_MARKER)
+def create_attempt_marker(context: df.DurableOrchestrationContext) -> None:
+    """Exists only as a record that a create attempt may have reached Graph (steps.claim_create_try)."""
+
+
 @bp.orchestration_trigger(context_name="context")
 def provision_community(
     context: df.DurableOrchestrationContext,
@@ -62,8 +67,8 @@ class _Provisioning:
         self.context = context
         self.input, self.state = workflow.split_input(context.get_input())
         # One wait per execution, shared by every cancelable wait: a fresh wait per timer would leave earlier
-        # ones pending, and the extension and the SDK hand an event to the newest pending wait of its name only
-        # (a stack: DurableOrchestrationContext.cs in the Durable extension; TaskOrchestrationExecutor.py here).
+        # ones pending, and an event answers only the newest pending wait of its name (a stack in both the
+        # extension's DurableOrchestrationContext.cs and the SDK's TaskOrchestrationExecutor.py).
         self.cancel_requested = context.wait_for_external_event(workflow.CANCEL_EVENT)
 
     # -- helpers -------------------------------------------------------------------------------------------
@@ -119,14 +124,17 @@ class _Provisioning:
         retry_on: frozenset[ErrorKind] = RETRYABLE,
         until: datetime | None = None,
         minimum_wait_seconds: float = 0.0,
+        tagged: bool = False,
     ) -> Generator[Any, Any, StepOutcome[T]]:
         """Run a Graph step and return its outcome. Answers that ask for a retry (``retry_on``) are waited out
         on durable timers (``workflow.retry_delay``) up to the step limits, or as long as the next try comes
-        before ``until``; past that the step fails as GraphUnavailable with Graph's last request id."""
+        before ``until``; past that the step fails as GraphUnavailable with Graph's last request id.
+        ``tagged`` gives every try of the step its own replay-safe ``tryId`` in the payload."""
         attempts = {ErrorKind.THROTTLED: 0, ErrorKind.TRANSIENT: 0, ErrorKind.AMBIGUOUS: 0}
         while True:
             self.check_canceled()
-            answer = yield self.context.call_activity_with_retry(step.name, UNEXPECTED_FAILURE_RETRY, payload)
+            sent = {**payload, "tryId": str(self.context.new_uuid())} if tagged else payload
+            answer = yield self.context.call_activity_with_retry(step.name, UNEXPECTED_FAILURE_RETRY, sent)
             outcome = step.read(answer)
             error = outcome.error
             if error is None or error.kind not in retry_on:
@@ -176,6 +184,7 @@ class _Provisioning:
                 if continued:
                     return None
                 yield from self.confirm()
+            yield from self.note_possible_duplicates()
             yield from self.add_members()
             state.status = RequestStatus.SUCCEEDED
             self.log(logging.INFO, "community %s is ready", (state.community or {}).get("id"))
@@ -233,16 +242,18 @@ class _Provisioning:
         state, spec = self.state, self.input.request
         state.phase = Phase.CREATING
         self.publish()
-        payload = {
-            "displayName": spec.display_name,
-            "description": spec.description,
-            "privacy": spec.privacy,
-            "ownerIds": state.owner_ids,
-        }
         what = "creating the community"
         while True:
             state.create_attempts += 1
-            outcome = yield from self.call_graph(steps.CREATE_COMMUNITY, payload, what)
+            payload = {
+                "displayName": spec.display_name,
+                "description": spec.description,
+                "privacy": spec.privacy,
+                "ownerIds": state.owner_ids,
+                "requestId": self.input.request_id,
+            }
+            # Each try records itself before it is sent (steps.claim_create_try): a try run twice sends once.
+            outcome = yield from self.call_graph(steps.CREATE_COMMUNITY, payload, what, tagged=True)
             if outcome.error is None:
                 created = outcome.unwrap()
                 state.operation_url = created.operation_url
@@ -253,19 +264,13 @@ class _Provisioning:
             error = outcome.error
             if error.kind is not ErrorKind.AMBIGUOUS:
                 raise workflow.rejected(error, what)
-            # The answer was lost: Graph may have created it. Look before creating again (no duplicates).
+            # Graph may have created it (the answer was lost, or the step ran twice): look before creating
+            # again, so that a lost answer never becomes a second community.
+            state.create_uncertain = True
             self.log(
-                logging.WARNING,
-                "create answer lost (attempt %s); looking the community up",
-                state.create_attempts,
+                logging.WARNING, "create attempt %s may have reached Graph (%s)", state.create_attempts, error
             )
-            yield from self.wait(self.settings.poll_interval_seconds)
-            found = yield from self.call_graph_or_fail(
-                steps.FIND_COMMUNITIES,
-                spec.display_name,
-                "looking for the community after a lost create answer",
-            )
-            adopted = workflow.pick_new_community(found, state.existing_community_ids)
+            adopted = yield from self.look_for_lost_create()
             if adopted is not None:
                 state.community = adopted.to_dict()
                 self.log(logging.INFO, "found the community %s created by the lost request", adopted.id)
@@ -277,6 +282,45 @@ class _Provisioning:
                     f"appeared ({workflow.describe_graph_error(error)})",
                     error.request_id,
                 )
+
+    def look_for_lost_create(self) -> Generator[Any, Any, Community | None]:
+        """The community a lost create made, looked for on the poll cadence for a bounded time: Graph lists a
+        community only once its operation has finished."""
+        state, spec = self.state, self.input.request
+        interval = self.settings.poll_interval_seconds
+        looks = workflow.lost_create_looks(interval, self.settings.timeout_minutes)
+        for _ in range(looks):
+            yield from self.wait(interval)
+            found = yield from self.call_graph_or_fail(
+                steps.FIND_COMMUNITIES,
+                spec.display_name,
+                "looking for the community after a lost create answer",
+            )
+            adopted = workflow.pick_new_community(found, state.existing_community_ids)
+            if adopted is not None:
+                return adopted
+        return None
+
+    def note_possible_duplicates(self) -> Steps:
+        """After a create that may have reached Graph twice: other new communities with the name, if any."""
+        state = self.state
+        if not state.create_uncertain or state.community is None:
+            return
+        found = yield from self.call_graph_or_fail(
+            steps.FIND_COMMUNITIES, self.input.request.display_name, "looking for duplicate communities"
+        )
+        ours = state.community["id"]
+        state.possible_duplicates = [
+            community.id
+            for community in found
+            if community.id != ours and community.id not in state.existing_community_ids
+        ]
+        if state.possible_duplicates:
+            self.log(
+                logging.WARNING,
+                "possible duplicate communities with the same name: %s",
+                ", ".join(state.possible_duplicates),
+            )
 
     def wait_for_graph(self) -> Generator[Any, Any, bool]:
         """Poll the operation until it ends; True when this execution continued as new instead.

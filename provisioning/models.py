@@ -520,6 +520,13 @@ class StatusDocument(_DocumentModel):
     request: StatusRequest | None = Field(default=None, alias="request")
     operation: OperationProgress | None = Field(default=None, alias="operation")
     community: CommunityInfo | None = Field(default=None, alias="community")
+    possible_duplicates: list[str] | None = Field(
+        default=None,
+        alias="possibleDuplicates",
+        description="Ids of other communities with the same display name that appeared while this request "
+        "ran after one of its creates may have reached Graph twice (its answer was lost, or the host ran the "
+        "step again). Only present when there are some: check them and delete the extra ones.",
+    )
     members: MemberResults | None = Field(default=None, alias="members")
     error: ErrorInfo | None = Field(default=None, alias="error")
     callback: CallbackState | None = Field(default=None, alias="callback")

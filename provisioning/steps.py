@@ -23,6 +23,7 @@ from provisioning.graph import (
     MemberAddResult,
     OperationStatus,
 )
+from provisioning.intake import DurableClient, read_status
 
 T = TypeVar("T")
 
@@ -150,3 +151,32 @@ ADD_MEMBERS: GraphStep[MemberAddResult] = GraphStep(
     MemberAddResult.to_dict,
     MemberAddResult.from_dict,
 )
+
+
+# -- create at most once -------------------------------------------------------------------------------------
+# Durable runs an activity at least once: a host that dies after the create's POST reached Graph and before
+# the answer was recorded runs the activity again with the same input. So before it POSTs, the create step
+# records its try (each scheduled try carries its own id) where a re-run can see it: a tiny orchestration
+# instance per try, in the app's own task hub (no other store, no other permission). A run that finds its try
+# recorded does not POST; it answers "ambiguous", and the orchestrator looks the community up before it
+# creates again.
+CREATE_ATTEMPT_MARKER = "create_attempt_marker"
+
+REPEATED_CREATE_ATTEMPT = GraphError(
+    ErrorKind.AMBIGUOUS,
+    "the create step ran again after a host fault; its first run may have created the community",
+    code="CreateAttemptRepeated",
+)
+
+
+def create_attempt_marker_id(request_id: str, try_id: str) -> str:
+    return f"{request_id}:create-{try_id}"
+
+
+async def claim_create_try(client: DurableClient, request_id: str, try_id: str) -> bool:
+    """Record create try ``try_id`` of ``request_id`` before it is sent; False when already recorded."""
+    marker = create_attempt_marker_id(request_id, try_id)
+    if await read_status(client, marker) is not None:
+        return False
+    await client.start_new(CREATE_ATTEMPT_MARKER, marker, None)
+    return True

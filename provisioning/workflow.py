@@ -36,7 +36,10 @@ from provisioning.steps import is_user_not_found
 # (timer created/fired, task scheduled/completed, episode markers), so history stays under ~100 events however
 # long Graph takes.
 CHECKS_PER_EXECUTION = 10
-# An ambiguous create (answer lost) is followed by a look-up by name; creating again is bounded.
+# An ambiguous create (answer lost, or the step ran twice) is followed by look-ups by name, one poll interval
+# apart for up to this long (Graph lists a community only once its operation has finished; operations take
+# seconds to a few minutes); only then is the community created again, at most this many times in all.
+LOST_CREATE_LOOKUP_MINUTES = 10
 MAX_CREATE_ATTEMPTS = 3
 # "Succeeded but no community" (Graph eventual consistency): look again this many times, one interval apart.
 CONFIRM_RECHECKS = 3
@@ -181,6 +184,12 @@ def jitter_fraction(key: str, attempt: int) -> float:
     return int.from_bytes(digest[:4], "big") / 2**32
 
 
+def lost_create_looks(poll_interval_seconds: int, timeout_minutes: int) -> int:
+    """How many look-ups, one interval apart, follow a create whose answer was lost (at least one)."""
+    bound_seconds = 60 * min(LOST_CREATE_LOOKUP_MINUTES, timeout_minutes)
+    return max(1, bound_seconds // poll_interval_seconds)
+
+
 def polling_deadline(polling_started_at: str, timeout_minutes: int) -> datetime:
     return from_iso(polling_started_at) + timedelta(minutes=timeout_minutes)
 
@@ -298,6 +307,8 @@ class WorkflowState:
     member_ids: dict[str, str] = field(default_factory=dict)  # as given -> object id
     existing_community_ids: list[str] = field(default_factory=list)
     create_attempts: int = 0
+    create_uncertain: bool = False  # a create may have reached Graph without its answer: check for duplicates
+    possible_duplicates: list[str] = field(default_factory=list)
     operation_url: str | None = None  # never rendered: may carry a query string
     operation_status: str | None = None
     operation_request_id: str | None = None
@@ -362,6 +373,8 @@ class WorkflowState:
             }
         if self.community is not None:
             document["community"] = self.community
+        if self.possible_duplicates:
+            document["possibleDuplicates"] = list(self.possible_duplicates)
         if self.phase in (Phase.ADDING_MEMBERS, Phase.NOTIFYING, Phase.DONE) and (
             spec.members or self.members_added or self.members_failed
         ):

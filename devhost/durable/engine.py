@@ -8,6 +8,7 @@ All state lives in SQLite (see `store.py`).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
@@ -33,7 +34,8 @@ from devhost.durable.history import (
 )
 from devhost.durable.replay import ORCHESTRATOR_FAILED, Decisions, OrchestrationFailedError, replay_actions
 from devhost.durable.store import ActivityWorkItem, InstanceRow, Message, Store, Transaction
-from devhost.indexing import AppIndex
+from devhost.indexing import AppIndex, FunctionInfo
+from devhost.rpc import TypedData
 from devhost.sanitizer import sanitize
 from devhost.worker import ActivityFailed, OutputSink, invoke_activity, invoke_orchestrator
 
@@ -93,11 +95,16 @@ class DurableEngine:
         task_hub: str = "TestHubName",
         episode_observer: Callable[[str, str], None] | None = None,
         atomic_starts: bool = False,
+        binding_inputs: Callable[[FunctionInfo], dict[str, TypedData]] | None = None,
+        rerun_activities: Collection[str] = (),
     ) -> None:
         """`episode_observer(context_json, state_json)` sees every orchestrator invocation: the trigger JSON
         sent and the OrchestratorState JSON received (for an uncaught error, the `$OutOfProcData$` part).
         `atomic_starts` makes `start_new`'s duplicate check and instance write one transaction, so that of
-        concurrent starts of one id only the first succeeds; the default is Azure's non-atomic start."""
+        concurrent starts of one id only the first succeeds; the default is Azure's non-atomic start.
+        `binding_inputs(fn)` gives an activity's other input bindings (a durable client), as the host does.
+        `rerun_activities` is a fault mode: each work item of these activities runs twice and the first run's
+        result is lost, as when the host dies after the activity ran and before its result was recorded."""
         if max_concurrent_activities < 1:
             raise ValueError("max_concurrent_activities must be at least 1")
         self.index = index
@@ -106,6 +113,8 @@ class DurableEngine:
         self.task_hub = task_hub
         self.episode_observer = episode_observer
         self.atomic_starts = atomic_starts
+        self.binding_inputs = binding_inputs
+        self.rerun_activities = frozenset(rerun_activities)
         # For tests: `start_new` calls it with the instance id after its duplicate check and before it writes
         # the instance (before both when `atomic_starts`). Blocking in it holds a start inside that window.
         self.start_hook: Callable[[str], None] | None = None
@@ -480,7 +489,12 @@ class DurableEngine:
                 raise ActivityFailed(
                     "ArgumentException", f"The activity function '{item.name}' is not indexed."
                 )
-            result = invoke_activity(function, item.input, self.sink)
+            inputs = self.binding_inputs(function) if self.binding_inputs is not None else {}
+            if item.name in self.rerun_activities:
+                with contextlib.suppress(ActivityFailed):
+                    invoke_activity(function, item.input, self.sink, inputs)
+                logger.warning("fault mode: the result of %s for %s was lost", item.name, item.instance_id)
+            result = invoke_activity(function, item.input, self.sink, inputs)
         except ActivityFailed as failure:
             # The host scrubs credential-like text from the worker's message before anything else sees it.
             message = sanitize(failure.worker_message)

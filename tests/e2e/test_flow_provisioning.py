@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from graph_simulator import GraphSimulator
-from provisioning.workflow import from_iso
+from provisioning.workflow import from_iso, lost_create_looks
 from tests.e2e.workflow_env import (
     MEMBER,
     OTHER_MEMBER,
@@ -275,8 +275,17 @@ def test_viva_engage_rate_limit_is_waited_out(env: WorkflowEnv) -> None:
     assert_checks_spaced(env)
 
 
-@pytest.mark.parametrize(("commit", "creates"), [(True, 1), (False, 2)])
-def test_lost_create_answer_never_duplicates(env: WorkflowEnv, commit: bool, creates: int) -> None:
+@pytest.mark.parametrize(
+    ("commit", "creates", "lookups"),
+    [
+        (True, 1, 1),  # the lost create's community is found at the first look and adopted
+        # Nothing appeared: looked for on the poll cadence for the whole bound, then created again.
+        (False, 2, lost_create_looks(POLL_INTERVAL, 60)),
+    ],
+)
+def test_lost_create_answer_never_duplicates(
+    env: WorkflowEnv, commit: bool, creates: int, lookups: int
+) -> None:
     env.sim.set_scenario("connection-reset", route="create", commit=commit, times=1)
     final, _ = env.provision(request_body())
 
@@ -284,9 +293,12 @@ def test_lost_create_answer_never_duplicates(env: WorkflowEnv, commit: bool, cre
     assert len(env.graph_calls("create")) == creates
     [community] = env.sim.communities()
     assert final.json()["community"]["id"] == community["id"]
-    lookups = env.graph_calls("list")
-    assert len(lookups) == 2  # the duplicate-name check and the look-up after the lost answer
-    assert lookups[1]["time"] - env.graph_calls("create")[0]["time"] >= POLL_INTERVAL
+    # The duplicate-name check, the look-ups after the lost answer, and the duplicate check at the end.
+    times = [entry["time"] for entry in env.graph_calls("list")]
+    assert len(times) == 1 + lookups + 1
+    first_create = env.graph_calls("create")[0]["time"]
+    assert all(gap >= POLL_INTERVAL for gap in gaps([first_create, *times[1 : 1 + lookups]]))
+    assert "possibleDuplicates" not in final.json()
 
 
 def test_polling_url_on_another_host_fails_clearly_without_sending_the_token_there(env: WorkflowEnv) -> None:

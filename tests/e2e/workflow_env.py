@@ -167,6 +167,7 @@ def workflow_env(
     *,
     settings: Mapping[str, str] | None = None,
     polls_to_complete: int = 3,
+    host_options: Mapping[str, Any] | None = None,
 ) -> Iterator[WorkflowEnv]:
     clock = ManualClock()
     for name in _FOREIGN_CREDENTIAL_VARIABLES:
@@ -193,6 +194,7 @@ def workflow_env(
                     settings=app_settings,
                     storage_connection_string=storage_connection_string,
                     state_path=Path(state_dir) / "durable.db",
+                    **(host_options or {}),
                 )
 
             try:

@@ -23,7 +23,7 @@ CALLED_ACTIVITIES = {
 
 def test_app_registers_the_orchestrator_and_every_activity_it_calls() -> None:
     index = index_app(load_app("function_app:app"))
-    assert set(index.orchestrators) == {ORCHESTRATOR_NAME}
+    assert set(index.orchestrators) == {ORCHESTRATOR_NAME, steps.CREATE_ATTEMPT_MARKER}
     assert set(index.activities) == CALLED_ACTIVITIES
 
 
