@@ -438,3 +438,26 @@ def test_permanent_graph_error_is_graph_rejected_with_request_id(env: WorkflowEn
     assert "accessDenied" in error["message"]
     assert error["graphRequestId"] == env.graph_calls("create")[0]["requestId"]
     assert len(env.graph_calls("create")) == 1  # permanent: not retried
+
+
+def test_an_accepted_create_survives_a_run_of_unavailable_status_checks(env: WorkflowEnv) -> None:
+    # Graph accepted the create: three 503s in a row are no reason to give up before the deadline.
+    env.sim.set_scenario("server-error", status=503, route="operation", times=3)
+    final, _ = env.provision(request_body())
+
+    assert final.status_code == 200, final.text
+    checks = env.graph_calls("operation")
+    assert [entry["status"] for entry in checks] == [503, 503, 503, 200, 200, 200]
+    assert final.json()["operation"]["checks"] == 6
+    assert len(env.sim.communities()) == 1
+    assert_checks_spaced(env)
+
+
+def test_retry_after_on_a_503_is_honoured_by_one_shot_steps(env: WorkflowEnv) -> None:
+    env.sim.set_scenario("server-error", status=503, retry_after=40, route="list", times=1)
+    final, _ = env.provision(request_body())
+
+    assert final.status_code == 200, final.text
+    lookups = env.graph_calls("list")
+    assert [entry["status"] for entry in lookups[:2]] == [503, 200]
+    assert gaps([entry["time"] for entry in lookups[:2]]) == [jittered(40.0)]
