@@ -8,6 +8,7 @@ feeds the OpenAPI document. JSON names are camelCase (aliases); Python attribute
 from __future__ import annotations
 
 import json
+import math
 import re
 import unicodedata
 import uuid
@@ -327,13 +328,26 @@ _TYPE_MESSAGES = {
 }
 
 
+# A name that reads unambiguously after a dot; any other name is shown quoted: ["colour red"], [""].
+_PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# Names are shortened in error paths: an unknown field with a 40 KB name must not make the answer, or a
+# Rejected queue document (limited to 64 KiB), several times larger than the body.
+MAX_SHOWN_NAME_LENGTH = 64
+
+
+def _shortened(text: str, limit: int = MAX_SHOWN_NAME_LENGTH) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _field_path(loc: tuple[int | str, ...]) -> str:
     path = ""
     for part in loc:
         if isinstance(part, int):
             path += f"[{part}]"
+        elif _PLAIN_NAME.fullmatch(part) and len(part) <= MAX_SHOWN_NAME_LENGTH:
+            path += f".{part}" if path else part
         else:
-            path += f".{part}" if path else str(part)
+            path += "[" + json.dumps(_shortened(part), ensure_ascii=False) + "]"
     return path or "body"
 
 
@@ -352,18 +366,102 @@ def _translate(error: ErrorDetails) -> list[dict[str, str]]:
     return [{"field": field, "message": message}]
 
 
+def _bounded(errors: list[dict[str, str]]) -> list[dict[str, str]]:
+    if len(errors) <= MAX_REPORTED_ERRORS:
+        return errors
+    hidden = len(errors) - MAX_REPORTED_ERRORS
+    return [*errors[:MAX_REPORTED_ERRORS], {"field": "body", "message": f"{hidden} more errors not shown"}]
+
+
+# A request is two levels deep. Python's json module recurses once per level and raises RecursionError near a
+# thousand; this limit keeps parsing, validation and the echo in a Rejected document far from that.
+MAX_JSON_DEPTH = 32
+# One string (escapes included; an unterminated one runs to the end and the parser fails on it anyway) or one
+# bracket: brackets inside strings do not nest.
+_NESTING_TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"?|[\[\]{}]', re.DOTALL)
+# JSON's \ud800-\udfff escapes decode to lone surrogates: not Unicode, so no UTF-8 answer, status document or
+# Graph call could carry them.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_LONE_SURROGATE = "got a lone surrogate (an escape from \\ud800 to \\udfff without its pair)"
+
+
+class _BodyError(ValueError):
+    """A problem found while parsing the body; its message is shown as is."""
+
+
+def _too_deep(text: str) -> bool:
+    depth = 0
+    for token in _NESTING_TOKEN.findall(text):
+        if token in ("[", "{"):
+            depth += 1
+            if depth > MAX_JSON_DEPTH:
+                return True
+        elif token in ("]", "}"):
+            depth -= 1
+    return False
+
+
 def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for key, value in pairs:
         if key in result:
-            raise ValueError(f"the field {key!r} appears more than once")
+            raise _BodyError(f"has the field {_shortened(key)!r} more than once")
         result[key] = value
     return result
 
 
+def _check_number(text: str) -> None:
+    # Python reads 1e999 as infinity and refuses integers of over 4,300 digits with a ValueError of its own;
+    # no request field is a number, and callers' JSON readers handle doubles at best.
+    if not math.isfinite(float(text)):
+        raise _BodyError(f"holds a number out of range ({_shortened(text, 24)}); numbers must fit a double")
+
+
+def _parse_int(text: str) -> int:
+    _check_number(text)
+    return int(text)
+
+
+def _parse_float(text: str) -> float:
+    _check_number(text)
+    return float(text)
+
+
+def _refuse_constant(name: str) -> Any:
+    raise _BodyError(f"is not valid JSON: {name} is not a JSON value")
+
+
+def _unicode_errors(data: Any) -> list[dict[str, str]]:
+    """Field errors for the strings and field names of ``data`` that hold lone surrogates."""
+    errors: list[dict[str, str]] = []
+    pending: list[tuple[tuple[int | str, ...], Any]] = [((), data)]
+    while pending:
+        loc, value = pending.pop()
+        if isinstance(value, str) and _SURROGATE.search(value):
+            errors.append({"field": _field_path(loc), "message": f"must be valid Unicode, {_LONE_SURROGATE}"})
+        elif isinstance(value, Mapping):
+            for key, item in reversed(list(value.items())):
+                if isinstance(key, str) and _SURROGATE.search(key):
+                    message = f"must have field names of valid Unicode, {_LONE_SURROGATE}"
+                    errors.append({"field": _field_path(loc), "message": message})
+                else:
+                    pending.append(((*loc, key), item))
+        elif isinstance(value, list):
+            pending.extend(((*loc, index), item) for index, item in reversed(list(enumerate(value))))
+    return errors
+
+
+def _body_error(message: str) -> RequestValidationError:
+    return RequestValidationError([{"field": "body", "message": message}])
+
+
 def parse_json_body(payload: bytes | str) -> Any:
-    """Decode a UTF-8 JSON body of at most ``MAX_BODY_BYTES``; ``RequestValidationError`` naming ``body``."""
-    raw = payload.encode("utf-8") if isinstance(payload, str) else payload
+    """Decode a UTF-8 JSON body of at most ``MAX_BODY_BYTES`` and ``MAX_JSON_DEPTH`` levels.
+
+    ``RequestValidationError`` names ``body``, or the path of a string that is not valid Unicode.
+    """
+    # surrogatepass: a str holding lone surrogates becomes bytes that fail as non-UTF-8 below.
+    raw = payload.encode("utf-8", "surrogatepass") if isinstance(payload, str) else payload
     if len(raw) > MAX_BODY_BYTES:
         raise BodyTooLargeError(
             [{"field": "body", "message": f"must be at most {MAX_BODY_BYTES} bytes, got {len(raw)}"}]
@@ -371,13 +469,29 @@ def parse_json_body(payload: bytes | str) -> Any:
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
-        raise RequestValidationError([{"field": "body", "message": "must be UTF-8 encoded JSON"}]) from None
+        raise _body_error("must be UTF-8 encoded JSON") from None
+    if text.startswith("\ufeff"):
+        raise _body_error("is not valid JSON: it starts with more than one byte order mark")
     if not text.strip():
-        raise RequestValidationError([{"field": "body", "message": "must not be empty"}])
+        raise _body_error("must not be empty")
+    if _too_deep(text):
+        raise _body_error(f"is nested too deeply: at most {MAX_JSON_DEPTH} levels of arrays and objects")
     try:
-        return json.loads(text, object_pairs_hook=_reject_duplicate_keys)
+        data = json.loads(
+            text,
+            object_pairs_hook=_reject_duplicate_keys,
+            parse_int=_parse_int,
+            parse_float=_parse_float,
+            parse_constant=_refuse_constant,
+        )
+    except _BodyError as err:
+        raise _body_error(str(err)) from None
     except ValueError as err:
-        raise RequestValidationError([{"field": "body", "message": f"is not valid JSON: {err}"}]) from None
+        raise _body_error(f"is not valid JSON: {err}") from None
+    unicode_errors = _unicode_errors(data)
+    if unicode_errors:
+        raise RequestValidationError(_bounded(unicode_errors))
+    return data
 
 
 def validate_request(
@@ -391,9 +505,15 @@ def validate_request(
     Raises ``RequestValidationError`` listing every problem with a human-readable field path (``owners[3]``).
     ``callback_policy`` defaults to the one built from the app settings.
     """
-    data = payload if isinstance(payload, Mapping) else parse_json_body(payload)
+    if isinstance(payload, Mapping):
+        unicode_errors = _unicode_errors(payload)
+        if unicode_errors:
+            raise RequestValidationError(_bounded(unicode_errors))
+        data: Any = payload
+    else:
+        data = parse_json_body(payload)
     if not isinstance(data, Mapping):
-        raise RequestValidationError([{"field": "body", "message": "must be a JSON object"}])
+        raise _body_error("must be a JSON object")
     model: type[CommunityRequest] = QueueCommunityRequest if source == "queue" else CommunityRequest
     try:
         return model.model_validate(
@@ -403,11 +523,7 @@ def validate_request(
         errors: list[dict[str, str]] = []
         for detail in err.errors(include_url=False, include_input=False):
             errors.extend(_translate(detail))
-        if len(errors) > MAX_REPORTED_ERRORS:
-            hidden = len(errors) - MAX_REPORTED_ERRORS
-            errors = errors[:MAX_REPORTED_ERRORS]
-            errors.append({"field": "body", "message": f"{hidden} more errors not shown"})
-        raise RequestValidationError(errors) from None
+        raise RequestValidationError(_bounded(errors)) from None
 
 
 # ----------------------------------------------------------------------------------------------------

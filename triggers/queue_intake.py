@@ -26,6 +26,7 @@ from provisioning.callbacks import redact_url
 from provisioning.idempotency import body_hash, instance_id_for_key, new_instance_id
 from provisioning.intake import StartOutcome, start_once
 from provisioning.models import (
+    MAX_REQUEST_ID_LENGTH,
     ErrorCode,
     ErrorInfo,
     FieldError,
@@ -43,8 +44,12 @@ logger = logging.getLogger(__name__)
 bp = df.Blueprint()
 
 STORAGE_CONNECTION = "AzureWebJobsStorage"
-# A result message must fit the 64 KiB queue limit after base64 (x4/3) with room for the rest of the document.
+# A queue message holds 64 KiB of base64, so 48 KiB of UTF-8 JSON: a Rejected document that does not fit fails
+# the output binding, and the message would be retried into the poison queue without any result. The margin
+# covers the difference between json.dumps and pydantic's encoder in sizing the echo.
+MAX_RESULT_BYTES = 46 * 1024
 MAX_ECHOED_MESSAGE_CHARS = 16 * 1024
+_TRUNCATED = "... (truncated)"
 _URL = re.compile(r"https?://[^\s\"'<>]+", re.IGNORECASE)
 
 
@@ -99,13 +104,16 @@ def _rejected(
     *,
     code: ErrorCode = ErrorCode.VALIDATION_FAILED,
 ) -> StatusDocument:
-    original = _original_message(body)
-    raw_request_id = original.get("requestId") if isinstance(original, dict) else None
+    parsed = _parsed(body)
+    raw_request_id = parsed.get("requestId") if isinstance(parsed, dict) else None
+    # Only a requestId that could be valid is echoed: a 40 KB one would not fit the result.
     request_id = (
-        raw_request_id.strip() if isinstance(raw_request_id, str) and raw_request_id.strip() else None
+        raw_request_id.strip()
+        if isinstance(raw_request_id, str) and 0 < len(raw_request_id.strip()) <= MAX_REQUEST_ID_LENGTH
+        else None
     )
     message = "; ".join(f"{error['field']}: {error['message']}" for error in errors)
-    return StatusDocument(
+    document = StatusDocument(
         id=instance_id_for_key(request_id, "queue") if request_id else new_instance_id(),
         status=RequestStatus.REJECTED,
         created_at=now,
@@ -116,20 +124,35 @@ def _rejected(
             message=message,
             errors=[FieldError(field=error["field"], message=error["message"]) for error in errors],
         ),
-        original_message=original,
     )
+    room = MAX_RESULT_BYTES - len(document.model_dump_json(by_alias=True, exclude_none=True).encode())
+    original = _original_message(body, max_bytes=room - len(',"originalMessage":'))
+    return document.model_copy(update={"original_message": original})
 
 
-def _original_message(body: bytes) -> Any:
-    """The message for the Rejected document: JSON if it parses, else text; callback URL redacted; bounded."""
+def _parsed(body: bytes) -> Any:
+    """The message as JSON if it parses, else its text; a URL in the text may be a signed callback URL."""
     try:
-        original: Any = parse_json_body(body)
+        return parse_json_body(body)
     except RequestValidationError:
-        # Not JSON: echo the text, but a URL in it may be a signed callback URL.
-        original = _URL.sub(lambda match: redact_url(match.group(0)), body.decode("utf-8", errors="replace"))
+        return _URL.sub(lambda match: redact_url(match.group(0)), body.decode("utf-8", errors="replace"))
+
+
+def _original_message(body: bytes, max_bytes: int = MAX_RESULT_BYTES) -> Any:
+    """The message for the Rejected document: JSON if it parses, else text; callback URL redacted; at most
+    ``MAX_ECHOED_MESSAGE_CHARS`` characters and ``max_bytes`` bytes as JSON, else a truncated text."""
+    original = _parsed(body)
     if isinstance(original, dict) and isinstance(original.get("callbackUrl"), str):
         original = {**original, "callbackUrl": redact_url(original["callbackUrl"])}
     text = original if isinstance(original, str) else json.dumps(original, ensure_ascii=False)
-    if len(text) > MAX_ECHOED_MESSAGE_CHARS:
-        return text[:MAX_ECHOED_MESSAGE_CHARS] + "... (truncated)"
-    return original
+    if len(text) <= MAX_ECHOED_MESSAGE_CHARS and _json_size(original) <= max_bytes:
+        return original
+    keep = min(len(text), MAX_ECHOED_MESSAGE_CHARS)
+    # Escapes and multi-byte characters make bytes outnumber characters: shrink until the JSON fits.
+    while keep and (size := _json_size(text[:keep] + _TRUNCATED)) > max_bytes:
+        keep = min(keep - 1, keep * max_bytes // size)
+    return text[:keep] + _TRUNCATED
+
+
+def _json_size(value: Any) -> int:
+    return len(json.dumps(value, ensure_ascii=False).encode())

@@ -1,0 +1,1 @@
+"""Generated inputs: property-based tests of the request models and intakes, and a schema-driven fuzzer."""
