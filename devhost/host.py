@@ -29,7 +29,12 @@ from devhost.durable import DurableEngine
 from devhost.http_routes import RouteTemplate, RouteTemplateError
 from devhost.http_server import DevHostHttpServer
 from devhost.indexing import AppIndex, FunctionInfo, IndexingError, index_app, load_app
-from devhost.local_settings import SettingsError, host_extension_section, resolve_setting_expressions
+from devhost.local_settings import (
+    SettingsError,
+    get_setting_ci,
+    host_extension_section,
+    resolve_setting_expressions,
+)
 from devhost.management import ManagementApi
 from devhost.queues import QueueOptions, QueueOutputSink, QueueTriggers
 from devhost.worker import OutputSink, call_function, invocation_log, run_callable
@@ -326,6 +331,19 @@ def configured_task_hub(host_json: Mapping[str, Any]) -> str:
         return DEFAULT_TASK_HUB
 
 
+def entity_batch_size(durable: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> int:
+    """`maxEntityOperationBatchSize`: 50 on a Consumption plan (`WEBSITE_SKU=Dynamic`), else 5000
+    (AzureStorageDurabilityProviderFactory); the extension refuses a value below 1."""
+    environ = os.environ if environ is None else environ
+    consumption = environ.get("WEBSITE_SKU", "").lower() == "dynamic"
+    size = int(get_setting_ci(durable, "maxEntityOperationBatchSize", 50 if consumption else 5000))
+    if size < 1:
+        raise SettingsError(
+            f"host.json extensions.durableTask.maxEntityOperationBatchSize: {size} must be a positive integer"
+        )
+    return size
+
+
 def _http_function(fn: FunctionInfo) -> HttpFunction:
     trigger = fn.trigger
     template = trigger.get("route") or fn.name
@@ -412,6 +430,7 @@ class DevHostRuntime:
             atomic_starts=self._atomic_starts,
             binding_inputs=host.binding_inputs,
             rerun_activities=self._rerun_activities,
+            max_entity_operation_batch_size=entity_batch_size(durable),
         )
         management = ManagementApi(engine, now=self.clock.now, management_payload=host.management_payload)
         server = DevHostHttpServer(host, management, (self._bind, self._port))

@@ -25,6 +25,7 @@ from devhost.durable import (
     InstanceNotRunningError,
     UnknownFunctionError,
 )
+from devhost.durable.entities import InvalidEntityIdError
 
 _ALL_STATES = sorted(RUNNING_STATES | TERMINAL_STATES)
 
@@ -93,6 +94,8 @@ class ManagementApi:
         head, rest = segments[0].lower(), segments[1:]
         if head == "orchestrators" and method == "POST" and 1 <= len(rest) <= 2:
             return self._start(rest[0], rest[1] if len(rest) == 2 else None, body)
+        if head == "entities" and len(rest) <= 2:
+            return self._entity(method, rest, query, headers, body)
         if head != "instances":
             return ApiResponse(404)
         if not rest or rest == [""]:
@@ -138,6 +141,34 @@ class ManagementApi:
         # The extension answers a start with CreateCheckStatusResponse: 202, Location, Retry-After 10.
         payload = self._management_payload(new_id)
         return ApiResponse.json(202, payload, {"Location": payload["statusQueryGetUri"], "Retry-After": "10"})
+
+    def _entity(
+        self,
+        method: str,
+        rest: list[str],
+        query: Mapping[str, list[str]],
+        headers: Mapping[str, str],
+        body: bytes,
+    ) -> ApiResponse:
+        """`entities/{entityName?}/{entityKey?}`: GET reads the state (key `$` = empty key), POST signals the
+        operation `op`, DELETE signals "delete" (HandleGetEntityRequestAsync,
+        HandlePostEntityOperationRequestAsync)."""
+        name, key = [*rest, "", ""][:2]
+        if method == "GET" and not key:
+            return _error(501, "The dev host does not implement entity queries.")
+        try:
+            if method == "GET":
+                state = self._engine.read_entity_state(name, "" if key == "$" else key)
+                return ApiResponse(404) if state is None else ApiResponse.json(200, json.loads(state))
+            if method not in ("POST", "DELETE"):
+                return ApiResponse(404)
+            operation = "delete" if method == "DELETE" else _first(query, "op") or ""
+            self._engine.signal_entity(name, key, operation, _operation_input(headers, body))
+        except (InvalidEntityIdError, UnknownFunctionError) as exc:
+            return _error(400, str(exc))
+        except json.JSONDecodeError as exc:
+            return _error(400, f"Could not parse JSON content: {exc}")
+        return ApiResponse(202)
 
     def _status(self, instance_id: str, query: Mapping[str, list[str]], request_url: str) -> ApiResponse:
         status = self._engine.get_status(
@@ -238,6 +269,17 @@ class ManagementApi:
         if deleted == 0:
             return ApiResponse(404)
         return ApiResponse.json(200, {"instancesDeleted": deleted})
+
+
+def _operation_input(headers: Mapping[str, str], body: bytes) -> str | None:
+    """`RequestMessage.Input` of a signal: JSON content re-serialized compactly (a JToken), any other
+    content as a JSON string, no input without content."""
+    if not body:
+        return None
+    text = body.decode("utf-8")
+    media_type = (_header(headers, "content-type") or "").split(";")[0].strip()
+    value = json.loads(text) if media_type.lower() == "application/json" else text
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
 def _first(query: Mapping[str, list[str]], name: str) -> str | None:

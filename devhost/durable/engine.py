@@ -1,9 +1,9 @@
 """The durable engine: plays the Durable extension + DTFx around the real Python SDK.
 
 A dispatcher thread sleeps on the clock until the next message is due (or new work arrives), then runs an
-episode per instance with due messages (never two episodes of one instance at once) on a small pool, and runs
-activity work items on a bounded pool (`max_concurrent_activities`, like `maxConcurrentActivityFunctions`).
-All state lives in SQLite (see `store.py`).
+episode per instance with due messages, or an operation batch per entity (never two at once for one instance
+or entity), on a small pool, and runs activity work items on a bounded pool (`max_concurrent_activities`,
+like `maxConcurrentActivityFunctions`). All state lives in SQLite (see `store.py`).
 """
 
 from __future__ import annotations
@@ -22,6 +22,17 @@ from pathlib import Path
 from typing import Any
 
 from devhost.clock import Clock
+from devhost.durable.entities import (
+    REQUEST_EVENT_NAME,
+    BatchResult,
+    EntityId,
+    InvalidEntityIdError,
+    OperationRequest,
+    entity_context_json,
+    is_entity_instance,
+    request_json,
+    response_json,
+)
 from devhost.durable.history import (
     EVENT_TYPE_NAMES,
     Event,
@@ -33,11 +44,19 @@ from devhost.durable.history import (
     orchestration_context_json,
 )
 from devhost.durable.replay import ORCHESTRATOR_FAILED, Decisions, OrchestrationFailedError, replay_actions
-from devhost.durable.store import ActivityWorkItem, InstanceRow, Message, Store, Transaction
-from devhost.indexing import AppIndex, FunctionInfo
+from devhost.durable.store import ActivityWorkItem, EntityRow, InstanceRow, Message, Store, Transaction
+from devhost.indexing import ENTITY_TRIGGER, AppIndex, FunctionInfo, IndexingError
 from devhost.rpc import TypedData
 from devhost.sanitizer import sanitize
-from devhost.worker import ActivityFailed, OutputSink, invoke_activity, invoke_orchestrator
+from devhost.worker import (
+    DURABLE_REASON,
+    ActivityFailed,
+    OutputSink,
+    call_function,
+    invocation_log,
+    invoke_activity,
+    invoke_orchestrator,
+)
 
 logger = logging.getLogger("devhost.durable")
 
@@ -52,7 +71,11 @@ RUNNING_STATES = frozenset({PENDING, RUNNING, CONTINUED_AS_NEW})
 TERMINAL_STATES = frozenset({COMPLETED, FAILED, TERMINATED})
 
 _OUT_OF_PROC_DATA_MARKER = "\n\n$OutOfProcData$:"
+# DurableClient.IsInvalidCharacter, for instance ids and entity keys.
 _INVALID_INSTANCE_ID = re.compile(r"[/\\#?\x00-\x1f\x7f-\x9f]")
+# A failed entity batch is abandoned; its messages come back after 2^n s, at most 10 minutes
+# (DurableTask.AzureStorage `TaskHubQueue.AbandonMessageAsync`).
+_MAX_ENTITY_RETRY_SECONDS = 600
 _ORCHESTRATION_WORKERS = 4
 _MAX_CUSTOM_STATUS_KB = 16  # DurableOrchestrationContext.SetCustomStatus
 # How often (real seconds) the clock's time is saved, so that a killed scaled clock resumes close to it.
@@ -97,6 +120,8 @@ class DurableEngine:
         atomic_starts: bool = False,
         binding_inputs: Callable[[FunctionInfo], dict[str, TypedData]] | None = None,
         rerun_activities: Collection[str] = (),
+        max_entity_operation_batch_size: int = 5000,
+        entity_observer: Callable[[str, str], None] | None = None,
     ) -> None:
         """`episode_observer(context_json, state_json)` sees every orchestrator invocation: the trigger JSON
         sent and the OrchestratorState JSON received (for an uncaught error, the `$OutOfProcData$` part).
@@ -104,9 +129,13 @@ class DurableEngine:
         concurrent starts of one id only the first succeeds; the default is Azure's non-atomic start.
         `binding_inputs(fn)` gives an activity's other input bindings (a durable client), as the host does.
         `rerun_activities` is a fault mode: each work item of these activities runs twice and the first run's
-        result is lost, as when the host dies after the activity ran and before its result was recorded."""
+        result is lost, as when the host dies after the activity ran and before its result was recorded.
+        `max_entity_operation_batch_size` is `maxEntityOperationBatchSize` (the extension's default is 5000,
+        50 on a Consumption plan); `entity_observer(context_json, result_json)` sees every entity batch."""
         if max_concurrent_activities < 1:
             raise ValueError("max_concurrent_activities must be at least 1")
+        if max_entity_operation_batch_size < 1:
+            raise ValueError("max_entity_operation_batch_size must be at least 1")
         self.index = index
         self.clock = clock
         self.sink = sink
@@ -115,6 +144,9 @@ class DurableEngine:
         self.atomic_starts = atomic_starts
         self.binding_inputs = binding_inputs
         self.rerun_activities = frozenset(rerun_activities)
+        self.entities = _entity_functions(index)
+        self.max_entity_operation_batch_size = max_entity_operation_batch_size
+        self.entity_observer = entity_observer
         # For tests: `start_new` calls it with the instance id after its duplicate check and before it writes
         # the instance (before both when `atomic_starts`). Blocking in it holds a start inside that window.
         self.start_hook: Callable[[str], None] | None = None
@@ -252,6 +284,32 @@ class DurableEngine:
             event = new_event(EventType.EXECUTION_TERMINATED, self.clock.now(), Input=reason)
             tx.add_message(instance_id, None, self.clock.time(), event)
         self._signal_work()
+
+    def signal_entity(self, name: str, key: str, operation: str, input_json: str | None) -> None:
+        """`SignalEntityAsync` of the client: a one-way "op" message; `input_json` is the operation input's
+        JSON text as the extension stores it in `RequestMessage.Input` (None: no input)."""
+        entity = EntityId.of(name, key)
+        if _INVALID_INSTANCE_ID.search(key):
+            raise InvalidEntityIdError("Entity keys must not contain /, \\, #, ?, or control characters.")
+        if entity.name not in self.entities:
+            raise UnknownFunctionError(
+                f"The function '{entity.name}' doesn't exist, is disabled, or is not an entity function."
+            )
+        message = request_json(
+            operation=operation, input_json=input_json, request_guid=str(uuid.uuid4()), signal=True
+        )
+        with self.store.transaction() as tx:
+            event = new_event(
+                EventType.EVENT_RAISED, self.clock.now(), Name=REQUEST_EVENT_NAME, Input=message
+            )
+            tx.add_message(entity.scheduler_id, None, self.clock.time(), event)
+        self._signal_work()
+
+    def read_entity_state(self, name: str, key: str) -> str | None:
+        """`ReadEntityStateAsync`: the JSON text of the entity's state; None when it does not exist."""
+        with self.store.transaction() as tx:
+            row = tx.get_entity(EntityId.of(name, key).scheduler_id)
+        return row.state if row is not None and row.exists else None
 
     def purge(self, instance_id: str) -> bool:
         with self.store.transaction() as tx:
@@ -406,7 +464,8 @@ class DurableEngine:
                 busy = set(self._busy_instances)
             next_due = tx.next_due_excluding(busy)
         for instance_id in ready:
-            self._orchestration_pool.submit(self._run_episode, instance_id)
+            run = self._run_entity_batch if is_entity_instance(instance_id) else self._run_episode
+            self._orchestration_pool.submit(run, instance_id)
         for item in claimed:
             self._activity_pool.submit(self._run_activity, item)
         return None if next_due is None else _from_epoch(next_due)
@@ -420,10 +479,13 @@ class DurableEngine:
             logger.exception("durable episode of instance %s failed inside the dev host", instance_id)
             self._fail_after_host_error(instance_id, exc)
         finally:
-            with self._state_lock:
-                self._busy_instances.discard(instance_id)
-            self._signal_work()
-            self._notify_progress()
+            self._release(instance_id)
+
+    def _release(self, instance_id: str) -> None:
+        with self._state_lock:
+            self._busy_instances.discard(instance_id)
+        self._signal_work()
+        self._notify_progress()
 
     def _episode(self, instance_id: str) -> None:
         now = self.clock.now()
@@ -463,6 +525,90 @@ class DurableEngine:
                 tx.put_instance(instance)
         except Exception:
             logger.exception("could not mark instance %s as failed", instance_id)
+
+    # -- entities ------------------------------------------------------------------------------------------
+
+    def _run_entity_batch(self, instance_id: str) -> None:
+        try:
+            self._entity_batch(instance_id)
+        except Exception:
+            logger.exception("the batch of entity %s could not be retried", instance_id)
+        finally:
+            self._release(instance_id)
+
+    def _entity_batch(self, instance_id: str) -> None:
+        """One work item of the entity: the due operations, at most `maxEntityOperationBatchSize`, in one
+        invocation of the entity function; the rest wait for the next batch (the extension's `continue`)."""
+        now = self.clock.now()
+        entity = EntityId.from_scheduler_id(instance_id)
+        with self.store.transaction() as tx:
+            messages = tx.due_messages(instance_id, now.timestamp())[: self.max_entity_operation_batch_size]
+            row = tx.get_entity(instance_id) or EntityRow(instance_id, False, None, 0)
+        if not messages:
+            return
+        function = self.entities.get(entity.name)
+        if function is None:
+            # Only possible with a state file from an app that had this entity.
+            logger.warning(
+                "discarding %d operation(s) for %s: no such entity function", len(messages), instance_id
+            )
+            with self.store.transaction() as tx:
+                tx.delete_messages([m.id for m in messages])
+            return
+        try:
+            batch = [OperationRequest.parse(m.event["Input"]) for m in messages]
+            outcome = self._invoke_entity(function, entity, row, batch)
+            with self.store.transaction() as tx:
+                tx.delete_messages([m.id for m in messages])
+                tx.put_entity(EntityRow(instance_id, outcome.exists, outcome.state, 0))
+                self._answer_calls(tx, batch, outcome)
+        except Exception:
+            # The extension aborts the work item (SessionAbortedException); the queue hands the messages
+            # back after its back-off and the batch runs again. A caller's call_entity waits meanwhile.
+            row.failed_batches += 1
+            delay = min(2**row.failed_batches, _MAX_ENTITY_RETRY_SECONDS)
+            logger.exception("the batch of entity %s failed; it runs again in %d s", instance_id, delay)
+            with self.store.transaction() as tx:
+                tx.postpone_messages([m.id for m in messages], now.timestamp() + delay)
+                tx.put_entity(row)
+
+    def _answer_calls(self, tx: Transaction, batch: list[OperationRequest], outcome: BatchResult) -> None:
+        """A ResponseMessage for every call, to the execution that sent it."""
+        answered_at = self.clock.now()
+        for request, result in zip(batch, outcome.results, strict=True):
+            if request.signal or request.parent_instance_id is None:
+                continue
+            response = new_event(
+                EventType.EVENT_RAISED,
+                answered_at,
+                Name=request.id,
+                Input=response_json(result.result, is_error=result.is_error),
+            )
+            tx.add_message(
+                request.parent_instance_id, request.parent_execution_id, answered_at.timestamp(), response
+            )
+
+    def _invoke_entity(
+        self, function: FunctionInfo, entity: EntityId, row: EntityRow, batch: list[OperationRequest]
+    ) -> BatchResult:
+        """Run the batch in one invocation (`TaskEntityShim.ExecuteOutOfProcBatch`). The whole batch's state
+        is kept, failed operations included: the extension rolls back per operation only for in-process
+        entities, and the Python SDK keeps what a failed operation set."""
+        context_json = entity_context_json(entity, row.exists, row.state, batch)
+        outcome: BatchResult | None = None
+        with contextlib.suppress(_OperationsFailed), invocation_log(function.name, DURABLE_REASON):
+            returned = call_function(function, {function.trigger_parameter: TypedData(string=context_json)})
+            if returned is None or returned.WhichOneof("data") != "json":
+                raise TypeError(f"entity function {function.name!r} answered {returned!r}, not JSON")
+            result_json = str(returned.json)
+            if self.entity_observer is not None:
+                self.entity_observer(context_json, result_json)
+            outcome = BatchResult.parse(result_json, len(batch))
+            if any(result.is_error for result in outcome.results):
+                # The extension rethrows the operations' errors, so the host logs the invocation as failed.
+                raise _OperationsFailed
+        assert outcome is not None
+        return outcome
 
     # -- activities ----------------------------------------------------------------------------------------
 
@@ -579,6 +725,10 @@ class DurableEngine:
         tx.add_message(instance_id, execution_id, now.timestamp(), started)
 
 
+class _OperationsFailed(Exception):  # noqa: N818 - a signal to the invocation log, not an error
+    pass
+
+
 class _Episode:
     """One orchestrator invocation: build the trigger JSON, call the SDK, replay its actions, then commit."""
 
@@ -639,6 +789,8 @@ class _Episode:
                 history,
                 now=self.now,
                 known_activities=set(self.engine.index.activities),
+                known_entities=set(self.engine.entities),
+                instance_id=self.instance.instance_id,
             )
             if self.state.get("error"):
                 self.failure = ORCHESTRATOR_FAILED.format(name=name, error=self.state["error"])
@@ -658,6 +810,12 @@ class _Episode:
         if self.custom_status_json is not None:
             instance.custom_status = self.custom_status_json
         appended.extend(self.decisions.new_events)
+        # DTFx sends the SendEvent messages of every episode, the one that completes or fails included.
+        for message in self.decisions.entity_messages:
+            event = new_event(
+                EventType.EVENT_RAISED, self.now, Name=REQUEST_EVENT_NAME, Input=message.request_json
+            )
+            tx.add_message(message.instance_id, None, self.now.timestamp(), event)
         done = bool(self.state.get("isDone")) and not self.decisions.has_open_tasks
         if self.failure is not None:
             appended.append(self._execution_completed(FAILED, self.failure))
@@ -785,6 +943,20 @@ class _Episode:
         self.instance.runtime_status = status
         self.instance.last_updated_time = self.now.timestamp()
         tx.put_instance(self.instance)
+
+
+def _entity_functions(index: AppIndex) -> dict[str, FunctionInfo]:
+    """Entity functions by entity name (the trigger's `entityName` or the function name), lower-cased as
+    `EntityId` does."""
+    entities: dict[str, FunctionInfo] = {}
+    for function in index.of_type(ENTITY_TRIGGER):
+        name = str(function.trigger.get("entityName") or function.name).lower()
+        if name in entities:
+            raise IndexingError(
+                f"two entity functions are named {name!r}: {entities[name].name!r} and {function.name!r}"
+            )
+        entities[name] = function
+    return entities
 
 
 def _first_batch(messages: list[Message]) -> list[Message]:

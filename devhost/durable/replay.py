@@ -2,7 +2,8 @@
 
 `OutOfProcOrchestrationShim.ProcessAsyncActionsV2` re-executes every returned action against the .NET
 context, in order, awaiting each one (failures are swallowed: the Python SDK handles them), so replay stops
-at the first action still pending. Activities, timers and sub-orchestrations take the next sequence id;
+at the first action still pending. Activities, timers, sub-orchestrations and entity messages (DTFx
+`SendEvent`) take the next sequence id;
 `WhenAll`/`WhenAny` invoke all their children first. `*WithRetry` actions run DTFx's `RetryInterceptor`
 loop, which creates a timer after every failed attempt (after the last one a timer that fires immediately,
 "for back-compat"). DTFx then checks every scheduling event in history against the replayed actions
@@ -23,6 +24,13 @@ from datetime import datetime, timedelta
 from enum import IntEnum
 from typing import Any
 
+from devhost.durable.entities import (
+    REQUEST_EVENT_NAME,
+    EntityId,
+    SendLabels,
+    request_id,
+    request_json,
+)
 from devhost.durable.history import Event, EventType, format_timestamp, new_event, parse_timestamp
 
 ORCHESTRATOR_FAILED = "Orchestrator function '{name}' failed: {error}"
@@ -50,13 +58,17 @@ _SCHEDULING_EVENTS = {
     EventType.TASK_SCHEDULED: "activity",
     EventType.TIMER_CREATED: "timer",
     EventType.SUB_ORCHESTRATION_INSTANCE_CREATED: "suborchestration",
+    EventType.EVENT_SENT: "eventsent",
 }
 # DTFx action class names, as they appear in its non-determinism messages.
 _DTFX_ACTION_CLASS = {
     "activity": "ScheduleTaskOrchestratorAction",
     "timer": "CreateTimerOrchestratorAction",
     "suborchestration": "CreateSubOrchestrationAction",
+    "eventsent": "SendEventOrchestratorAction",
 }
+# Actions the V1 shim does not await (they complete at once).
+_FIRE_AND_FORGET = (ActionType.CONTINUE_AS_NEW, ActionType.SIGNAL_ENTITY)
 
 
 class OrchestrationFailedError(Exception):
@@ -89,6 +101,14 @@ class StartedSubOrchestration:
 
 
 @dataclass
+class EntityMessage:
+    """An "op" message to an entity instance: the `RequestMessage` JSON of a call or signal."""
+
+    instance_id: str
+    request_json: str
+
+
+@dataclass
 class Decisions:
     """What one episode asks the engine to do."""
 
@@ -96,6 +116,7 @@ class Decisions:
     activities: list[ScheduledActivity] = field(default_factory=list)
     timers: list[ScheduledTimer] = field(default_factory=list)
     sub_orchestrations: list[StartedSubOrchestration] = field(default_factory=list)
+    entity_messages: list[EntityMessage] = field(default_factory=list)
     continue_as_new_input: str | None = None
     continued_as_new: bool = False
     # EventRaised processed after ContinueAsNew: DTFx hands them to the next execution.
@@ -197,10 +218,19 @@ class _Replayer:
     which events arrive after `ContinueAsNew`.
     """
 
-    def __init__(self, history: list[Event], now: datetime, known_activities: set[str]):
+    def __init__(
+        self,
+        history: list[Event],
+        now: datetime,
+        known_activities: set[str],
+        known_entities: set[str],
+        instance_id: str,
+    ):
         self.history = history
         self.now = now
         self.known_activities = known_activities
+        self.known_entities = known_entities
+        self.instance_id = instance_id
         self.scheduling_events: dict[int, Event] = {}
         self.outcomes: dict[int, Event] = {}
         # Task or timer id -> history position of its first completion (TaskCompleted, TimerFired, ...).
@@ -226,6 +256,9 @@ class _Replayer:
         # CurrentUtcDateTime: the timestamp of the latest OrchestratorStarted processed.
         self.current_time = now
         self.next_id = 0
+        # The extension's context, new for every replay: its NewGuid counter and its message labels.
+        self.guid_counter = 0
+        self.send_labels = SendLabels()
         self.produced: dict[int, _Produced] = {}
         # DTFx's openTasks: activities, sub-orchestrations and timers the shim did not cancel.
         self.open_task_ids: list[int] = []
@@ -294,10 +327,7 @@ class _Replayer:
         """`ProcessAsyncActionsV1`: per yield, invoke all its actions, then await any of their tasks."""
         for action_set in action_sets:
             started = [(action, self._spawn(self._steps(action))) for action in action_set]
-            # ContinueAsNew is fire-and-forget: it is not among the awaited tasks.
-            awaited = [
-                process for action, process in started if action["actionType"] != ActionType.CONTINUE_AS_NEW
-            ]
+            awaited = [process for action, process in started if action["actionType"] not in _FIRE_AND_FORGET]
             if awaited:
                 yield _any_done(awaited)
 
@@ -319,6 +349,11 @@ class _Replayer:
             )
         elif action_type == ActionType.WAIT_FOR_EXTERNAL_EVENT:
             yield self._wait_for_event(action["externalEventName"])
+        elif action_type == ActionType.CALL_ENTITY:
+            # WaitForEntityResponse: an external-event wait named after the request id.
+            yield self._wait_for_event(self._send_to_entity(action, signal=False))
+        elif action_type == ActionType.SIGNAL_ENTITY:
+            self._send_to_entity(action, signal=True)
         elif action_type == ActionType.CONTINUE_AS_NEW:
             self.decisions.continued_as_new = True
             self.decisions.continue_as_new_input = json.dumps(action.get("input"))
@@ -328,8 +363,8 @@ class _Replayer:
             yield _all_done(children) if action_type == ActionType.WHEN_ALL else _any_done(children)
         else:
             raise OrchestrationFailedError(
-                f"The dev host does not support {action_type.name} actions (durable entities and durable "
-                "HTTP are not emulated)."
+                f"The dev host does not support {action_type.name} actions (durable HTTP and scheduled "
+                "entity signals are not emulated)."
             )
 
     def _completed(self, task_id: int) -> Condition:
@@ -399,6 +434,43 @@ class _Replayer:
             )
         self.open_task_ids.append(task_id)
         return task_id
+
+    def _send_to_entity(self, action: dict[str, Any], *, signal: bool) -> str:
+        """`CallDurableTaskFunctionAsync` for an entity: a RequestMessage with a replayable id, sent with
+        DTFx `SendEvent` (an `EventSent` taking the next sequence id). Returns the request id."""
+        entity = EntityId.from_scheduler_id(action["instanceId"])
+        if entity.name not in self.known_entities:
+            # ThrowIfFunctionDoesNotExist. For a signal it escapes the shim and fails the orchestration; for a
+            # call it faults the task, which the shim swallows (the instance would wait forever): the dev
+            # host fails it in both cases.
+            raise OrchestrationFailedError(
+                f"The function '{entity.name}' doesn't exist, is disabled, or is not an entity function."
+            )
+        guid = request_id(self.instance_id, self.current_time, self.guid_counter)
+        self.guid_counter += 1
+        labels = self.send_labels.label(entity.scheduler_id, self.current_time)
+        task_id = self._allocate("eventsent", REQUEST_EVENT_NAME)
+        if not self._already_scheduled(task_id, "eventsent", REQUEST_EVENT_NAME):
+            message = request_json(
+                operation=action["operation"],
+                input_json=_request_input(action.get("input")),
+                request_guid=guid,
+                signal=signal,
+                parent=(self.instance_id, self.execution_id),
+                labels=labels,
+            )
+            self.decisions.new_events.append(
+                new_event(
+                    EventType.EVENT_SENT,
+                    self.now,
+                    event_id=task_id,
+                    InstanceId=entity.scheduler_id,
+                    Name=REQUEST_EVENT_NAME,
+                    Input=message,
+                )
+            )
+            self.decisions.entity_messages.append(EntityMessage(entity.scheduler_id, message))
+        return guid
 
     def _timer_steps(self, fire_at: datetime, *, canceled: bool = False) -> Steps:
         timer_id = self._allocate("timer", "")
@@ -486,6 +558,18 @@ def _non_determinism_message(task_id: int, event: Event, kind: str, produced: _P
                 f"sequence number.  {_CODE_CHANGED}"
             )
         return None
+    if kind == "eventsent":
+        target = f"name '{name}', instance ID '{event.get('InstanceId')}', but the current"
+        sent = f"{previous} a send event task with sequence ID {task_id}, type 'EventSent'"
+        if produced is None:
+            return f"{sent} {target} replay execution hasn't (yet?) scheduled this task. {_CODE_CHANGED}"
+        if produced.kind != kind:
+            action_class = _DTFX_ACTION_CLASS[produced.kind]
+            return (
+                f"{sent}, {target} orchestration replay instead scheduled a {action_class} task at this "
+                f"sequence number. {_CODE_CHANGED}"
+            )
+        return None
     if kind == "timer":
         if produced is None:
             return (
@@ -518,6 +602,12 @@ def _non_determinism_message(task_id: int, event: Event, kind: str, produced: _P
     return None
 
 
+def _request_input(value: Any) -> str | None:
+    """`RequestMessage.SetInput` of the action's input: the extension serializes the value it read, so the
+    SDK's JSON text becomes a JSON string (`"1"` -> `"\\"1\\""`)."""
+    return None if value is None else json.dumps(value, ensure_ascii=False)
+
+
 def _as_json_text(value: Any) -> str:
     """The activity input the worker receives: the action's JSON text (the SDK always sends a string)."""
     return value if isinstance(value, str) else json.dumps(value)
@@ -529,10 +619,12 @@ def replay_actions(
     *,
     now: datetime,
     known_activities: set[str],
+    known_entities: set[str],
+    instance_id: str,
 ) -> Decisions:
     """Replay the returned OrchestratorState's actions against history. Raises OrchestrationFailedError
-    to fail the instance (non-determinism, unsupported action, unknown activity)."""
-    replayer = _Replayer(history, now, known_activities)
+    to fail the instance (non-determinism, unsupported action, unknown activity or entity)."""
+    replayer = _Replayer(history, now, known_activities, known_entities, instance_id)
     actions = state.get("actions") or []
     if int(state.get("schemaVersion") or 0) >= 1:
         if len(actions) > 1:

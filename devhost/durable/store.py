@@ -9,6 +9,7 @@ process killed at any moment restarts from a consistent state. Layout:
                  ...) due at a time, for one execution or (execution_id NULL) whichever is current; an episode
                  consumes the messages due for its instance at once.
 * `activities` — activity work items; `running` ones are reset to `pending` on start-up (at-least-once).
+* `entities`   — durable entity state per entity instance (`@name@key`); their operations wait in `messages`.
 * `clock`      — the latest clock time the engine saw (one row): a restarted scaled clock continues there.
 """
 
@@ -66,6 +67,12 @@ CREATE TABLE IF NOT EXISTS activities (
     input TEXT NOT NULL,
     status TEXT NOT NULL DEFAULT 'pending'
 );
+CREATE TABLE IF NOT EXISTS entities (
+    instance_id TEXT PRIMARY KEY,
+    entity_exists INTEGER NOT NULL,
+    state TEXT,
+    failed_batches INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS clock (
     id INTEGER PRIMARY KEY CHECK (id = 0),
     latest REAL NOT NULL
@@ -117,6 +124,14 @@ class Message:
     id: int
     execution_id: str | None
     event: Event
+
+
+@dataclass
+class EntityRow:
+    instance_id: str
+    exists: bool
+    state: str | None  # JSON text of the entity state
+    failed_batches: int  # consecutive batches that failed inside the worker (they are retried)
 
 
 @dataclass
@@ -365,6 +380,35 @@ class Transaction:
         (count,) = self._db.execute("SELECT COUNT(*) FROM activities").fetchone()
         return int(count)
 
+    # -- entities ------------------------------------------------------------------------------------------
+
+    def get_entity(self, instance_id: str) -> EntityRow | None:
+        row = self._db.execute(
+            "SELECT instance_id, entity_exists, state, failed_batches FROM entities WHERE instance_id = ?",
+            (instance_id,),
+        ).fetchone()
+        return None if row is None else EntityRow(row[0], bool(row[1]), row[2], row[3])
+
+    def put_entity(self, entity: EntityRow) -> None:
+        """Store the entity; one that does not exist and owes no retry is removed, as the extension's
+        implicit deletion removes an idle deleted entity."""
+        if not entity.exists and not entity.failed_batches:
+            self.delete_entity(entity.instance_id)
+            return
+        self._db.execute(
+            "INSERT OR REPLACE INTO entities (instance_id, entity_exists, state, failed_batches) "
+            "VALUES (?, ?, ?, ?)",
+            (entity.instance_id, int(entity.exists), entity.state, entity.failed_batches),
+        )
+
+    def delete_entity(self, instance_id: str) -> None:
+        self._db.execute("DELETE FROM entities WHERE instance_id = ?", (instance_id,))
+
+    def postpone_messages(self, message_ids: Sequence[int], due: float) -> None:
+        self._db.executemany(
+            "UPDATE messages SET due = ? WHERE id = ?", [(due, message_id) for message_id in message_ids]
+        )
+
     # -- clock ---------------------------------------------------------------------------------------------
 
     def record_time(self, now: float) -> None:
@@ -376,10 +420,11 @@ class Transaction:
 
     def latest_recorded_time(self) -> float | None:
         """Epoch seconds of the latest recorded time. Timer messages are left out: they are due in the
-        future, the other messages were queued at the time they are due."""
+        future, the other messages were queued at the time they are due; so are entity operations (ids
+        starting with '@'), except a failed batch's, which wait for their retry."""
         (latest,) = self._db.execute(
             "SELECT MAX(t) FROM (SELECT latest AS t FROM clock "
             "UNION ALL SELECT MAX(last_updated_time) FROM instances "
-            "UNION ALL SELECT MAX(due) FROM messages WHERE timer_id IS NULL)"
+            "UNION ALL SELECT MAX(due) FROM messages WHERE timer_id IS NULL AND instance_id NOT LIKE '@%')"
         ).fetchone()
         return None if latest is None else float(latest)

@@ -510,13 +510,13 @@ def test_unsupported_actions_fail_the_instance_clearly(make_engine: EngineFactor
     app = df.DFApp()
 
     @app.orchestration_trigger(context_name="context")
-    def entity_user(context: df.DurableOrchestrationContext) -> Any:
-        yield context.call_entity(df.EntityId("Counter", "k"), "add", 1)
+    def http_user(context: df.DurableOrchestrationContext) -> Any:
+        yield context.call_http("GET", "https://example.invalid/")
 
     harness = make_engine(app)
-    status = harness.run_to_end(harness.start("entity_user"))
+    status = harness.run_to_end(harness.start("http_user"))
     assert status["runtimeStatus"] == "Failed"
-    assert "does not support CALL_ENTITY actions" in status["output"]
+    assert "does not support CALL_HTTP actions" in status["output"]
 
 
 def test_an_exception_in_orchestrator_code_fails_the_instance_with_its_message(
