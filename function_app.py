@@ -3,10 +3,22 @@
 import azure.durable_functions as df
 import azure.functions as func
 
-from activities import graph_calls, notification
-from orchestrators import provision
-from triggers import http_api, openapi, queue_intake
+from activities import batch_calls, graph_calls, notification
+from entities import graph_budget
+from orchestrators import batch, provision
+from triggers import batch_api, http_api, openapi, queue_intake
 
 app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
-for blueprint in (http_api.bp, queue_intake.bp, openapi.bp, provision.bp, graph_calls.bp, notification.bp):
+for blueprint in (
+    http_api.bp,
+    batch_api.bp,
+    queue_intake.bp,
+    openapi.bp,
+    provision.bp,
+    batch.bp,
+    graph_calls.bp,
+    batch_calls.bp,
+    notification.bp,
+    graph_budget.bp,
+):
     app.register_functions(blueprint)

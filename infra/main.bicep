@@ -75,6 +75,12 @@ param graphReadTimeoutSeconds string = '30'
 param statusPollIntervalSeconds string = '30'
 
 param provisioningTimeoutMinutes string = '60'
+
+@description('Viva Engage requests the whole app may send per window (Graph allows 10 per 30 s per app).')
+param graphBudgetRequests string = '10'
+
+@description('The window of graphBudgetRequests, in seconds.')
+param graphBudgetWindowSeconds string = '30'
 param provisioningQueue string = 'community-requests'
 param resultsQueue string = 'community-results'
 
@@ -169,6 +175,8 @@ var appSettings = {
   GRAPH_READ_TIMEOUT_SECONDS: graphReadTimeoutSeconds
   STATUS_POLL_INTERVAL_SECONDS: statusPollIntervalSeconds
   PROVISIONING_TIMEOUT_MINUTES: provisioningTimeoutMinutes
+  GRAPH_BUDGET_REQUESTS: graphBudgetRequests
+  GRAPH_BUDGET_WINDOW_SECONDS: graphBudgetWindowSeconds
   PROVISIONING_QUEUE: provisioningQueue
   RESULTS_QUEUE: resultsQueue
   CALLBACK_ALLOWED_HOSTS: callbackAllowedHosts

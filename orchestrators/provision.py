@@ -14,14 +14,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Generator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import azure.durable_functions as df
 
+from orchestrators import notify
 from provisioning import steps, workflow
+from provisioning.budget import CallKind
 from provisioning.graph import Community, ErrorKind, GraphError, OperationState
-from provisioning.models import CallbackState, Phase, RequestStatus
+from provisioning.models import Phase, RequestStatus
 from provisioning.steps import GraphStep, StepOutcome
 from provisioning.workflow import WorkflowError, WorkflowSettings
 
@@ -32,19 +34,17 @@ bp = df.Blueprint()
 # Activity names are strings: given a decorated function, the SDK would send its Python name and ignore an
 # `activity=` rename (azure-functions-durable, DurableOrchestrationContext._get_function_name).
 LOAD_SETTINGS = "load_workflow_settings"
-DELIVER_CALLBACK = "deliver_callback"
-PUBLISH_RESULT = "publish_result"
 
 # Activities answer every Graph failure as data; this retries only what raised (a bug or a host fault).
 UNEXPECTED_FAILURE_RETRY = df.RetryOptions(
     workflow.UNEXPECTED_RETRY_FIRST_INTERVAL_SECONDS * 1000, workflow.UNEXPECTED_RETRY_MAX_ATTEMPTS
 )
-PUBLISH_RETRY = df.RetryOptions(
-    workflow.PUBLISH_RETRY_FIRST_INTERVAL_SECONDS * 1000, workflow.PUBLISH_RETRY_MAX_ATTEMPTS
-)
 # Graph answers that ask for a later retry (a lost answer of a create is handled by the create itself).
 RETRYABLE = frozenset({ErrorKind.THROTTLED, ErrorKind.TRANSIENT})
 READ_RETRYABLE = RETRYABLE | {ErrorKind.AMBIGUOUS}  # a read whose answer was lost is simply read again
+
+# The one app-wide budget of Viva Engage requests (entities/graph_budget.py).
+BUDGET_ENTITY = df.EntityId("graph_budget", "viva-engage")
 
 Steps = Generator[Any, Any, Any]
 T = TypeVar("T")
@@ -125,14 +125,19 @@ class _Provisioning:
         until: datetime | None = None,
         minimum_wait_seconds: float = 0.0,
         tagged: bool = False,
+        kind: CallKind = CallKind.START,
     ) -> Generator[Any, Any, StepOutcome[T]]:
         """Run a Graph step and return its outcome. Answers that ask for a retry (``retry_on``) are waited out
         on durable timers (``workflow.retry_delay``) up to the step limits, or as long as the next try comes
         before ``until``; past that the step fails as GraphUnavailable with Graph's last request id.
-        ``tagged`` gives every try of the step its own replay-safe ``tryId`` in the payload."""
+        ``tagged`` gives every try of the step its own replay-safe ``tryId`` in the payload. A Viva Engage
+        step first takes a slot of the app-wide budget (``kind``: new work or a follow-up), and a 429 moves
+        the budget for everyone."""
         attempts = {ErrorKind.THROTTLED: 0, ErrorKind.TRANSIENT: 0, ErrorKind.AMBIGUOUS: 0}
         while True:
             self.check_canceled()
+            if step.viva_engage:
+                yield from self.wait_for_budget(kind)
             sent = {**payload, "tryId": str(self.context.new_uuid())} if tagged else payload
             answer = yield self.context.call_activity_with_retry(step.name, UNEXPECTED_FAILURE_RETRY, sent)
             outcome = step.read(answer)
@@ -141,6 +146,8 @@ class _Provisioning:
                 return outcome
             made = sum(attempts.values())
             delay = workflow.retry_delay(error, made, minimum_wait_seconds, self.input.request_id)
+            if step.viva_engage and error.kind is ErrorKind.THROTTLED:
+                self.budget_throttled(error)
             if until is not None:
                 if self.now + timedelta(seconds=delay) > until:
                     raise workflow.gave_up(error, what, made + 1)
@@ -152,12 +159,39 @@ class _Provisioning:
             )
             yield from self.wait(delay)
 
+    def wait_for_budget(self, kind: CallKind) -> Steps:
+        """Take a slot of the app-wide Viva Engage budget and wait for it (see provisioning/budget.py)."""
+        settings = self.settings
+        slot = yield self.context.call_entity(
+            BUDGET_ENTITY,
+            "reserve",
+            {
+                "now": self.now.timestamp(),
+                "kind": kind.value,
+                "limit": settings.budget_requests,
+                "windowSeconds": settings.budget_window_seconds,
+            },
+        )
+        fire_at = datetime.fromtimestamp(float(slot), UTC)
+        if fire_at > self.now:
+            yield from self.wait_until(fire_at)
+
+    def budget_throttled(self, error: GraphError) -> None:
+        """Graph answered 429: nobody of the app sends before its Retry-After (or the backoff)."""
+        seconds = error.retry_after_seconds
+        if seconds is None or seconds < 0:
+            seconds = workflow.RETRY_BACKOFF_BASE_SECONDS
+        until = self.now + timedelta(seconds=min(seconds, workflow.RETRY_AFTER_CAP_SECONDS))
+        self.context.signal_entity(BUDGET_ENTITY, "throttled", {"until": until.timestamp()})
+
     @staticmethod
     def retry_limit(kind: ErrorKind) -> int:
         return workflow.MAX_THROTTLE_WAITS if kind is ErrorKind.THROTTLED else workflow.MAX_TRANSIENT_RETRIES
 
-    def call_graph_or_fail(self, step: GraphStep[T], payload: Any, what: str) -> Generator[Any, Any, T]:
-        outcome = yield from self.call_graph(step, payload, what, retry_on=READ_RETRYABLE)
+    def call_graph_or_fail(
+        self, step: GraphStep[T], payload: Any, what: str, kind: CallKind = CallKind.START
+    ) -> Generator[Any, Any, T]:
+        outcome = yield from self.call_graph(step, payload, what, retry_on=READ_RETRYABLE, kind=kind)
         if outcome.error is not None:
             raise workflow.rejected(outcome.error, what)
         return outcome.unwrap()
@@ -201,7 +235,7 @@ class _Provisioning:
         state.phase = Phase.DONE
         document = self.publish()
         if self.input.source == "queue":
-            yield from self.publish_result(document)
+            yield from notify.publish_result(self.context, document, self.log)
         return document
 
     def resolve_users(self) -> Steps:
@@ -295,6 +329,7 @@ class _Provisioning:
                 steps.FIND_COMMUNITIES,
                 spec.display_name,
                 "looking for the community after a lost create answer",
+                CallKind.FOLLOW_UP,
             )
             adopted = workflow.pick_new_community(found, state.existing_community_ids)
             if adopted is not None:
@@ -307,7 +342,10 @@ class _Provisioning:
         if not state.create_uncertain or state.community is None:
             return
         found = yield from self.call_graph_or_fail(
-            steps.FIND_COMMUNITIES, self.input.request.display_name, "looking for duplicate communities"
+            steps.FIND_COMMUNITIES,
+            self.input.request.display_name,
+            "looking for duplicate communities",
+            CallKind.FOLLOW_UP,
         )
         ours = state.community["id"]
         state.possible_duplicates = [
@@ -353,6 +391,7 @@ class _Provisioning:
                 state.operation_url,
                 "checking the creation status",
                 retry_on=frozenset(),
+                kind=CallKind.FOLLOW_UP,
             )
             state.checks += 1
             checks_here += 1
@@ -412,6 +451,7 @@ class _Provisioning:
                     retry_on=READ_RETRYABLE,
                     until=self.deadline,
                     minimum_wait_seconds=self.settings.poll_interval_seconds,
+                    kind=CallKind.FOLLOW_UP,
                 )
                 error = outcome.error
                 if error is not None and error.http_status != 404:
@@ -419,7 +459,10 @@ class _Provisioning:
                 community = outcome.value
             else:
                 found = yield from self.call_graph_or_fail(
-                    steps.FIND_COMMUNITIES, spec.display_name, "looking for the created community"
+                    steps.FIND_COMMUNITIES,
+                    spec.display_name,
+                    "looking for the created community",
+                    CallKind.FOLLOW_UP,
                 )
                 community = workflow.pick_new_community(found, state.existing_community_ids)
             if community is not None:
@@ -480,27 +523,4 @@ class _Provisioning:
         self.publish()
         body = state.document(self.input, self.now)
         body["phase"] = Phase.DONE.value  # the receiver gets the final document
-        for delay in (0, *workflow.CALLBACK_RETRY_DELAYS_SECONDS):
-            if delay:
-                yield from self.wait(delay)
-            try:
-                answer = yield self.context.call_activity(
-                    DELIVER_CALLBACK, {"url": callback_url, "document": body}
-                )
-            except Exception as exc:
-                answer = {"delivered": False, "retryable": True, "detail": type(exc).__name__}
-            if answer.get("delivered"):
-                state.callback = CallbackState.DELIVERED
-                return
-            self.log(logging.WARNING, "callback not delivered: %s", answer.get("detail"))
-            if not answer.get("retryable"):
-                break
-        state.callback = CallbackState.FAILED
-
-    def publish_result(self, document: dict[str, Any]) -> Steps:
-        try:
-            message = workflow.fit_result_message(document)
-            yield self.context.call_activity_with_retry(PUBLISH_RESULT, PUBLISH_RETRY, message)
-        except Exception as exc:
-            # Nothing else can carry the result; the durable output still holds it.
-            self.log(logging.ERROR, "could not write the result message: %s", type(exc).__name__)
+        state.callback = yield from notify.deliver_callback(self.context, callback_url, body, self.log)

@@ -19,7 +19,7 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from provisioning.models import ORCHESTRATOR_NAME, ProvisioningInput
-from provisioning.status import input_of
+from provisioning.status import recorded_body_hash
 
 logger = logging.getLogger(__name__)
 
@@ -68,18 +68,30 @@ async def read_status(client: DurableClient, instance_id: str) -> dict[str, Any]
     return result
 
 
-def _same_request(durable: Mapping[str, Any], provisioning_input: ProvisioningInput) -> bool:
-    existing = input_of(durable)
-    return existing is not None and existing.body_hash == provisioning_input.body_hash
-
-
 async def start_once(client: DurableClient, provisioning_input: ProvisioningInput) -> StartResult:
     """Start the orchestration for an idempotent request unless its instance already exists."""
-    instance_id = provisioning_input.request_id
+    return await start_instance_once(
+        client,
+        ORCHESTRATOR_NAME,
+        provisioning_input.request_id,
+        provisioning_input.to_json(),
+        provisioning_input.body_hash,
+    )
+
+
+async def start_instance_once(
+    client: DurableClient, name: str, instance_id: str, instance_input: Mapping[str, Any], body_hash: str
+) -> StartResult:
+    """Start orchestration ``name`` as ``instance_id`` unless it exists; ``body_hash`` (also recorded in the
+    input) tells the same work sent again from other work under the same idempotency key."""
+
+    def same_request(durable: Mapping[str, Any]) -> bool:
+        return recorded_body_hash(durable) == body_hash
+
     existing = await read_status(client, instance_id)
     if existing is None:
         try:
-            await client.start_new(ORCHESTRATOR_NAME, instance_id, provisioning_input.to_json())
+            await client.start_new(name, instance_id, dict(instance_input))
         except Exception as err:  # the client raises bare Exception for every refusal and fault
             # Most likely a concurrent duplicate won the race (the instance is now Pending or Running).
             existing = await _read_existing(client, instance_id)
@@ -90,14 +102,14 @@ async def start_once(client: DurableClient, provisioning_input: ProvisioningInpu
             existing = await _read_existing(client, instance_id)
             if existing is None:
                 raise StartFailedError(f"{instance_id} was started but cannot be read back")
-            if _same_request(existing, provisioning_input):
+            if same_request(existing):
                 return StartResult(StartOutcome.STARTED, instance_id)
             return StartResult(StartOutcome.CONFLICT, instance_id, existing)
-    elif input_of(existing) is None:
+    elif recorded_body_hash(existing) is None:
         existing = await _read_existing(client, instance_id)
         if existing is None:
             raise StartFailedError(f"the input of {instance_id} cannot be read")
-    if _same_request(existing, provisioning_input):
+    if same_request(existing):
         return StartResult(StartOutcome.EXISTING, instance_id, existing)
     return StartResult(StartOutcome.CONFLICT, instance_id, existing)
 
@@ -123,6 +135,6 @@ async def _read_existing(client: DurableClient, instance_id: str) -> dict[str, A
         except Exception:
             logger.warning("could not read %s after its start", instance_id, exc_info=True)
             continue
-        if existing is not None and input_of(existing) is not None:
+        if existing is not None and recorded_body_hash(existing) is not None:
             return existing
     return None

@@ -19,7 +19,10 @@ Regenerate the committed files: ``python -m provisioning.openapi --write`` (``--
 from __future__ import annotations
 
 import argparse
+import csv
+import dataclasses
 import functools
+import io
 import json
 import re
 import sys
@@ -29,12 +32,17 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
-from pydantic.json_schema import models_json_schema
+from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
+from provisioning.batch_workflow import BATCH_ID_PREFIX, MIN_REQUESTS_PER_COMMUNITY, BatchStatus
+from provisioning.batches import CSV_COLUMNS, MAX_BATCH_BODY_BYTES, MAX_BATCH_ITEMS, BatchFormat
 from provisioning.idempotency import IDEMPOTENCY_KEY_HEADER, REQUEST_ID_PREFIX
 from provisioning.models import (
     MAX_REQUEST_ID_LENGTH,
+    CallbackState,
     CommunityRequest,
+    CommunitySpec,
+    ErrorCode,
     FieldError,
     RequestStatus,
     StatusDocument,
@@ -55,23 +63,32 @@ FUNCTION_KEY_QUERY = "code"
 # apiProperties.json names its connection parameter after this security definition.
 CONNECTOR_SECURITY_NAME = "api_key"
 JSON_CONTENT_TYPE = "application/json"
+CSV_CONTENT_TYPE = "text/csv"
 
 COMMUNITIES_PATH = "/communities"
 REQUEST_PATH = "/communities/requests/{id}"
+BATCHES_PATH = "/communities/batches"
+BATCH_PATH = "/communities/batches/{id}"
 OPENAPI_PATH = "/openapi.json"
 REQUEST_ID_PATTERN = f"^{REQUEST_ID_PREFIX}[0-9a-f]{{32}}$"
+BATCH_ID_PATTERN = f"^{BATCH_ID_PREFIX}[0-9a-f]{{32}}$"
+# Item pages of GET /api/communities/batches/{id} (triggers/batch_api.py; tests check they agree).
+DEFAULT_PAGE_SIZE = 100
+MAX_PAGE_SIZE = 1000
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 OPENAPI_FILE = "openapi/openapi.json"
 CONNECTOR_FILE = "connector/apiDefinition.swagger.json"
 WRITE_COMMAND = "python -m provisioning.openapi --write"
 
-# How the connector's action card shows the body fields: the two required ones up front, the rarely needed
-# ones under "Show advanced options". callbackUrl is hidden: a connector action waits by following Location,
-# and a maker has no listCallbackUrl() to put there (that is the HTTP Webhook action's recipe).
+# How the connector's action card shows the body fields (of a request, a batch and a batch's items): the
+# required ones up front, the rarely needed ones under "Show advanced options". callbackUrl is hidden: a
+# connector action waits by following Location, and a maker has no listCallbackUrl() to put there (that is
+# the HTTP Webhook action's recipe).
 CONNECTOR_BODY_VISIBILITY = {
     "displayName": "important",
     "owners": "important",
+    "items": "important",
     "onDuplicateName": "advanced",
     "callbackUrl": "internal",
 }
@@ -109,10 +126,159 @@ class Problem(BaseModel):
     status: int = Field(description="The HTTP status code.", examples=[400])
     detail: str = Field(description="What went wrong, naming every offending field.")
     code: ProblemCode = Field(description="Machine-readable problem code for flows to branch on.")
-    instance: str | None = Field(default=None, description="Status URL of the request concerned, if any.")
+    instance: str | None = Field(
+        default=None, description="Status URL of the request or batch concerned, if any."
+    )
     errors: list[FieldError] | None = Field(default=None, description="Field errors (400, 413, 415).")
     request_status: RequestStatus | None = Field(
         default=None, alias="requestStatus", description="NotCancelable only: the finished request's status."
+    )
+    batch_status: BatchStatus | None = Field(
+        default=None, alias="batchStatus", description="NotCancelable of a batch only: the batch's status."
+    )
+
+
+# ----------------------------------------------------------------------------------------------------
+# Batches: the JSON body (parsed by provisioning.batches, described here) and the answers.
+
+BATCH_ID_EXAMPLE = "batch-9d0c4e2a7b1f4c3d8e6a5b4c3d2e1f0a"
+
+
+class CommunityBatchRequest(BaseModel):
+    """The JSON body of `POST /api/communities/batches`; one invalid item rejects the whole batch."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    items: list[CommunitySpec] = Field(
+        min_length=1,
+        max_length=MAX_BATCH_ITEMS,
+        description=f"1 to {MAX_BATCH_ITEMS:,} communities, each with the fields and rules of a "
+        "`POST /api/communities` body but no `callbackUrl`. Display names must differ (ignoring case) unless "
+        "`onDuplicateName` is `create`.",
+    )
+    callback_url: str | None = Field(
+        default=None,
+        alias="callbackUrl",
+        description="Optional https URL that receives the final batch document (without items) as a POST, "
+        "once, when every item has settled. Its host must be on the app's allow-list.",
+        examples=[
+            "https://prod-01.westeurope.logic.azure.com/workflows/abc/runs/def/actions/wait/run?sig=..."
+        ],
+    )
+
+
+class BatchAcceptedAnswer(BaseModel):
+    """The body of `202 Accepted` from `POST /api/communities/batches`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(description="Batch id (`batch-...`).", examples=[BATCH_ID_EXAMPLE])
+    status: Literal["Running"] = Field(description="Always `Running` on this answer.")
+    status_uri: str = Field(
+        alias="statusUri",
+        description="Absolute URL of the batch, the same as the `Location` header.",
+        examples=["https://your-function-app.azurewebsites.net/api/communities/batches/batch-9d0c4e2a..."],
+    )
+
+
+class BatchValidationAnswer(BaseModel):
+    """The body of `200 OK` from `POST /api/communities/batches?validateOnly=true`: nothing was started."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    valid: Literal[True] = Field(description="Always `true`: an invalid batch is a 400 problem.")
+    items: int = Field(ge=1, description="Number of items (JSON) or data rows (CSV).", examples=[2])
+    format: BatchFormat = Field(description="How the body was read.", examples=["csv"])
+
+
+class BatchCounts(BaseModel):
+    """Items by status; they add up to `total`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    running: int = Field(default=0, ge=0, alias="Running", description="Started, not yet settled.")
+    succeeded: int = Field(default=0, ge=0, alias="Succeeded")
+    failed: int = Field(default=0, ge=0, alias="Failed")
+    canceled: int = Field(
+        default=0, ge=0, alias="Canceled", description="Canceled, or never started because of a cancel."
+    )
+    not_started: int = Field(
+        default=0, ge=0, alias="NotStarted", description="Waiting for a place among the items in flight."
+    )
+
+
+BatchItemStatus = Literal["NotStarted", "Running", "Succeeded", "Failed", "Canceled"]
+
+
+class BatchItem(BaseModel):
+    """One item of a batch: an ordinary request, whose full status document is at `statusUri`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    index: int = Field(
+        ge=0,
+        description="0-based position: `items[index]` of a JSON batch, data row `index + 1` of a CSV batch.",
+        examples=[0],
+    )
+    display_name: str = Field(alias="displayName", examples=["Contoso Engineering"])
+    request_id: str = Field(
+        alias="requestId",
+        description="The item's request id (`req-...`).",
+        examples=["req-3f2a9c0d4b1e4f6a8b7c9d0e1f2a3b4c"],
+    )
+    status_uri: str = Field(
+        alias="statusUri",
+        description="Absolute status URL of the item's request (404 until the item has started).",
+        examples=["https://your-function-app.azurewebsites.net/api/communities/requests/req-3f2a9c0d..."],
+    )
+    status: BatchItemStatus = Field(examples=["Succeeded"])
+    community_id: str | None = Field(
+        default=None, alias="communityId", description="The Viva Engage community id, once confirmed."
+    )
+    error_code: ErrorCode | None = Field(
+        default=None, alias="errorCode", description="Failed or Canceled: the item's `error.code`."
+    )
+
+
+class BatchDocument(BaseModel):
+    """The state of a batch: GET answers it with a page of items; DELETE and the callback without items."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(description="Batch id (`batch-...`).", examples=[BATCH_ID_EXAMPLE])
+    status: BatchStatus = Field(
+        description="`Running` until every item has settled; then `Succeeded` (all items), "
+        "`PartiallySucceeded` (some), `Failed` (none) or `Canceled` (after a cancel, unless all succeeded).",
+        examples=["Running"],
+    )
+    created_at: str | None = Field(default=None, alias="createdAt", examples=["2026-01-01T10:00:00Z"])
+    last_updated_at: str | None = Field(
+        default=None, alias="lastUpdatedAt", examples=["2026-01-01T10:01:30Z"]
+    )
+    total: int = Field(ge=1, description="Number of items.", examples=[12])
+    counts: BatchCounts
+    progress: int | None = Field(
+        default=None, ge=0, le=100, description="Percent of the items settled, rounded down.", examples=[25]
+    )
+    estimated_completion_at: str | None = Field(
+        default=None,
+        alias="estimatedCompletionAt",
+        description="While running: when the batch should be done at the pace of the app's Viva Engage "
+        f"budget (each item needs at least {MIN_REQUESTS_PER_COMMUNITY} requests).",
+        examples=["2026-01-01T10:03:00Z"],
+    )
+    cancel_requested: bool | None = Field(
+        default=None, alias="cancelRequested", description="Present (`true`) once the batch was canceled."
+    )
+    callback: CallbackState | None = Field(default=None, description="Delivery of the batch's callback.")
+    request_id: str | None = Field(
+        default=None, alias="requestId", description="The queue message's requestId (queue channel only)."
+    )
+    items: list[BatchItem] | None = Field(
+        default=None, description="GET only: one page of the items, in index order (`skip`, `top`)."
+    )
+    next_link: str | None = Field(
+        default=None, alias="nextLink", description="GET only: URL of the next page, while more items follow."
     )
 
 
@@ -131,6 +297,8 @@ class Response:
     description: str
     contents: tuple[Content, ...] = ()  # Swagger 2.0 has one schema per answer: it takes the first
     headers: tuple[str, ...] = ()  # names from HEADERS
+    # The connector's answer when it differs: what the action ends with after following Location.
+    connector: Response | None = None
 
 
 @dataclass(frozen=True)
@@ -142,6 +310,15 @@ class Parameter:
     required: bool
     schema: dict[str, Any]
     visibility: str | None = None
+    in_connector: bool = True
+
+
+@dataclass(frozen=True)
+class Body:
+    schema: str  # component name of the JSON body; its examples come from ``body_examples``
+    summary: str  # the connector's label of the body parameter
+    description: str
+    csv: bool = False  # text/csv too: OpenAPI 3 only, a connector operation takes JSON
 
 
 @dataclass(frozen=True)
@@ -154,7 +331,7 @@ class Operation:
     description: str
     responses: dict[str, Response]
     parameters: tuple[Parameter, ...] = ()
-    body: str | None = None
+    body: Body | None = None
     visibility: str | None = None
     in_connector: bool = True
 
@@ -179,8 +356,8 @@ def _unavailable(description: str) -> Response:
     return Response(description, (Content("Problem", PROBLEM_CONTENT_TYPE),), ("Retry-After",))
 
 
-def _document(description: str, *, polling: bool = False) -> Response:
-    return Response(description, (Content("StatusDocument"),), POLLING_HEADERS if polling else ())
+def _document(description: str, *, polling: bool = False, schema: str = "StatusDocument") -> Response:
+    return Response(description, (Content(schema),), POLLING_HEADERS if polling else ())
 
 
 _UNAUTHORIZED = Response(
@@ -205,6 +382,48 @@ _IDEMPOTENCY_KEY = Parameter(
     schema={"type": "string", "minLength": 1, "maxLength": MAX_REQUEST_ID_LENGTH},
     visibility="advanced",
 )
+_BATCH_ID = Parameter(
+    name="id",
+    location="path",
+    summary="Batch ID",
+    description="The batch id (`batch-...`) from the start answer or its `Location` URL.",
+    required=True,
+    schema={"type": "string", "pattern": BATCH_ID_PATTERN},
+)
+_BATCH_IDEMPOTENCY_KEY = dataclasses.replace(
+    _IDEMPOTENCY_KEY,
+    description="Any string up to 256 characters, e.g. the flow run name. A retried POST with the same key "
+    "and items starts nothing new and answers with the existing batch; the same key with other items is 409 "
+    "IdempotencyConflict.",
+)
+_VALIDATE_ONLY = Parameter(
+    name="validateOnly",
+    location="query",
+    summary="Validate Only",
+    description="`true`: validate the batch and answer 200 with the item count; nothing is started.",
+    required=False,
+    schema={"type": "boolean", "default": False},
+    in_connector=False,  # the connector's 200 is the final batch document
+)
+_SKIP = Parameter(
+    name="skip",
+    location="query",
+    summary="Skip",
+    description="Items to skip before the page (0-based index of its first item).",
+    required=False,
+    schema={"type": "integer", "minimum": 0, "default": 0},
+    visibility="advanced",
+)
+_TOP = Parameter(
+    name="top",
+    location="query",
+    summary="Top",
+    description=f"Items on the page, 1 to {MAX_PAGE_SIZE:,} (default {DEFAULT_PAGE_SIZE}).",
+    required=False,
+    schema={"type": "integer", "minimum": 1, "maximum": MAX_PAGE_SIZE, "default": DEFAULT_PAGE_SIZE},
+    visibility="advanced",
+)
+_BATCH_DOCUMENT = "BatchDocument"
 
 OPERATIONS: tuple[Operation, ...] = (
     Operation(
@@ -218,7 +437,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "action's outputs are the final status document (200), or the action fails (422 Failed, 409 "
         "Canceled). A retried POST with the same Idempotency-Key answers from the existing request.",
         parameters=(_IDEMPOTENCY_KEY,),
-        body="CommunityRequest",
+        body=Body("CommunityRequest", "Community", "The community to create."),
         visibility="important",
         responses={
             "200": _document(
@@ -283,6 +502,102 @@ OPERATIONS: tuple[Operation, ...] = (
             "401": _UNAUTHORIZED,
             "404": _problem("NotFound: no request with this id."),
             "409": _problem("NotCancelable: the request's outcome is already settled (see requestStatus)."),
+            "503": _unavailable(
+                "ServiceUnavailable: the cancel could not be delivered (storage fault); send it again after "
+                "Retry-After."
+            ),
+        },
+    ),
+    Operation(
+        function_name="start_batch",
+        method="post",
+        path=BATCHES_PATH,
+        operation_id="StartCommunityBatch",
+        summary="Create Viva Engage communities in a batch",
+        description="Validates every item (all or nothing: one invalid item rejects the batch, listing "
+        "every error) and starts each as an ordinary request. Answers 202 with the batch URL in Location and "
+        "Retry-After; Power Automate follows it until every item has settled, so the action's outputs are "
+        "the final batch document with the first page of items (200 also when items failed: check status "
+        "and counts). Over plain HTTP the body may also be text/csv and validateOnly=true only validates; "
+        "the connector sends JSON. A retried POST with the same Idempotency-Key and items answers from the "
+        "existing batch.",
+        parameters=(_BATCH_IDEMPOTENCY_KEY, _VALIDATE_ONLY),
+        body=Body("CommunityBatchRequest", "Batch", "The communities to create.", csv=True),
+        visibility="important",
+        responses={
+            "200": Response(
+                "validateOnly=true: the batch is valid; nothing was started.",
+                (Content("BatchValidationAnswer"),),
+                connector=_document(
+                    "Settled: the final batch document (after following Location).", schema=_BATCH_DOCUMENT
+                ),
+            ),
+            "202": Response(
+                "Accepted (or the batch of this Idempotency-Key and items): poll Location.",
+                (Content("BatchAcceptedAnswer"),),
+                POLLING_HEADERS,
+            ),
+            "400": _problem(
+                "ValidationFailed: an item (located by JSON path, or CSV row and column), the batch or the "
+                "Idempotency-Key is invalid; nothing started."
+            ),
+            "401": _UNAUTHORIZED,
+            "409": _problem("IdempotencyConflict: the key was used for a batch with other items."),
+            "413": _problem(f"PayloadTooLarge: the body exceeds {MAX_BATCH_BODY_BYTES // 2**20} MiB."),
+            "415": _problem(
+                "UnsupportedMediaType: Content-Type is neither application/json nor text/csv (UTF-8)."
+            ),
+            "503": _unavailable(
+                "ServiceUnavailable: not started (storage fault); send it again after Retry-After."
+            ),
+        },
+    ),
+    Operation(
+        function_name="get_batch",
+        method="get",
+        path=BATCH_PATH,
+        operation_id="GetCommunityBatch",
+        summary="Get the status of a community batch",
+        description="The batch document with one page of items (skip, top; nextLink while more follow): 202 "
+        "while running (with Location and Retry-After, so Power Automate waits), 200 once every item has "
+        "settled, whatever the outcome. Each item's statusUri holds its full status document.",
+        parameters=(_BATCH_ID, _SKIP, _TOP),
+        visibility="advanced",
+        responses={
+            "200": _document(
+                "Settled: Succeeded, PartiallySucceeded, Failed or Canceled.", schema=_BATCH_DOCUMENT
+            ),
+            "202": _document(
+                "Running: poll Location again after Retry-After seconds.",
+                polling=True,
+                schema=_BATCH_DOCUMENT,
+            ),
+            "400": _problem("ValidationFailed: skip or top is out of range."),
+            "401": _UNAUTHORIZED,
+            "404": _problem("NotFound: no batch with this id."),
+        },
+    ),
+    Operation(
+        function_name="cancel_batch",
+        method="delete",
+        path=BATCH_PATH,
+        operation_id="CancelCommunityBatch",
+        summary="Cancel a community batch",
+        description="Starts no more items and cancels every item in flight; items never started end as "
+        "Canceled. The batch ends as Canceled (Succeeded if every item had already succeeded) and sends its "
+        "callback once. Creations Graph has already accepted are not undone.",
+        parameters=(_BATCH_ID,),
+        visibility="advanced",
+        responses={
+            "202": _document(
+                "Cancel requested: the batch document with cancelRequested (no items); Location shows the "
+                "batch until it has settled.",
+                polling=True,
+                schema=_BATCH_DOCUMENT,
+            ),
+            "401": _UNAUTHORIZED,
+            "404": _problem("NotFound: no batch with this id."),
+            "409": _problem("NotCancelable: the batch has already settled (see batchStatus)."),
             "503": _unavailable(
                 "ServiceUnavailable: the cancel could not be delivered (storage fault); send it again after "
                 "Retry-After."
@@ -384,27 +699,43 @@ def _raw_request_schema() -> dict[str, Any]:
     return CommunityRequest.model_json_schema(by_alias=True, mode="validation", ref_template="{model}")
 
 
-def component_schemas(dialect: Dialect) -> dict[str, Any]:
-    """Named schemas: the request body (validation), the answers (serialization); enums are inlined."""
-    _, answers = models_json_schema(
-        [(StatusDocument, "serialization"), (AcceptedAnswer, "serialization"), (Problem, "serialization")],
-        by_alias=True,
-        ref_template=_ref_template(dialect),
+REQUEST_MODELS: tuple[type[BaseModel], ...] = (CommunityRequest, CommunityBatchRequest)
+ANSWER_MODELS: tuple[type[BaseModel], ...] = (
+    StatusDocument,
+    AcceptedAnswer,
+    Problem,
+    BatchAcceptedAnswer,
+    BatchValidationAnswer,
+    BatchDocument,
+)
+
+
+def _definitions(models: Sequence[type[BaseModel]], mode: JsonSchemaMode, dialect: Dialect) -> dict[str, Any]:
+    _, schema = models_json_schema(
+        [(model, mode) for model in models], by_alias=True, ref_template=_ref_template(dialect)
     )
-    definitions: dict[str, Any] = answers["$defs"]
-    request = _raw_request_schema()
-    if "$defs" in request:
-        raise ValueError("CommunityRequest gained nested models: describe them here")
-    schemas = {
-        "CommunityRequest": _SchemaConverter(dialect, definitions, nullable=True).convert(request),
-    }
-    answer_converter = _SchemaConverter(dialect, definitions, nullable=False)
-    for name, schema in sorted(definitions.items()):
-        if "enum" not in schema:
-            schemas[name] = answer_converter.convert(schema)
+    definitions: dict[str, Any] = schema["$defs"]
+    return definitions
+
+
+def component_schemas(dialect: Dialect) -> dict[str, Any]:
+    """Named schemas: the request bodies (validation), the answers (serialization); enums are inlined."""
+    requests = _definitions(REQUEST_MODELS, "validation", dialect)
+    answers = _definitions(ANSWER_MODELS, "serialization", dialect)
+    if set(requests) & set(answers):
+        raise ValueError(f"a model is both a request body and an answer: {set(requests) & set(answers)}")
+    schemas = {}
+    for definitions, nullable in ((requests, True), (answers, False)):
+        converter = _SchemaConverter(dialect, definitions, nullable=nullable)
+        for name, schema in sorted(definitions.items()):
+            if "enum" not in schema:
+                schemas[name] = converter.convert(schema)
     if dialect == "swagger2":
-        for name, visibility in CONNECTOR_BODY_VISIBILITY.items():
-            schemas["CommunityRequest"]["properties"][name]["x-ms-visibility"] = visibility
+        for name in requests:
+            properties = schemas[name]["properties"]
+            for field, visibility in CONNECTOR_BODY_VISIBILITY.items():
+                if field in properties:
+                    properties[field]["x-ms-visibility"] = visibility
     return schemas
 
 
@@ -418,6 +749,40 @@ def request_examples() -> dict[str, dict[str, Any]]:
     }
 
 
+def batch_examples() -> dict[str, dict[str, Any]]:
+    """Example batches: the request example and a minimal item, without and with a callback URL."""
+    examples = request_examples()
+    polling = examples["polling"]
+    minimal = {"displayName": "Contoso Sales", "owners": polling["owners"][:1], "privacy": "public"}
+    items = [polling, minimal]
+    return {
+        "polling": {"items": items},
+        "webhook": {"items": items, "callbackUrl": examples["webhook"]["callbackUrl"]},
+    }
+
+
+def csv_example() -> str:
+    """The example batch's items as CSV (users separated by `;`, empty cells for absent fields)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for item in batch_examples()["polling"]["items"]:
+        values = (item.get(column, "") for column in CSV_COLUMNS)
+        writer.writerow(";".join(value) if isinstance(value, list) else value for value in values)
+    return buffer.getvalue()
+
+
+def body_examples(schema: str) -> dict[str, dict[str, Any]]:
+    return {"CommunityRequest": request_examples, "CommunityBatchRequest": batch_examples}[schema]()
+
+
+_CSV_BODY_DESCRIPTION = (
+    f"CSV, UTF-8: a header naming the columns ({', '.join(CSV_COLUMNS)}; displayName required), then one "
+    "row per community; owners and members separated by `;`, an empty cell is an absent field. Not available "
+    "in the connector."
+)
+
+
 # ----------------------------------------------------------------------------------------------------
 # Documents
 
@@ -426,7 +791,8 @@ _DESCRIPTION = (
     "absolute Location and Retry-After; GET on that URL answers 202 while running, then 200 (Succeeded), 422 "
     "(Failed) or 409 (Canceled). Errors are application/problem+json. Authenticate with a host key in the "
     "x-functions-key header or the code query parameter (a function key opens only its own function, and the "
-    "status URL belongs to another function than the start)."
+    "status URL belongs to another function than the start). POST /api/communities/batches starts up to "
+    f"{MAX_BATCH_ITEMS:,} requests at once (JSON or CSV); its URL is polled the same way."
 )
 
 
@@ -480,15 +846,19 @@ def _openapi3_operation(operation: Operation) -> dict[str, Any]:
     if operation.parameters:
         rendered["parameters"] = [_parameter(parameter, "openapi3") for parameter in operation.parameters]
     if operation.body:
-        rendered["requestBody"] = {
-            "required": True,
-            "content": {
-                JSON_CONTENT_TYPE: {
-                    "schema": _schema_ref(operation.body, "openapi3"),
-                    "examples": {name: {"value": value} for name, value in request_examples().items()},
-                }
-            },
+        body = operation.body
+        content: dict[str, Any] = {
+            JSON_CONTENT_TYPE: {
+                "schema": _schema_ref(body.schema, "openapi3"),
+                "examples": {name: {"value": value} for name, value in body_examples(body.schema).items()},
+            }
         }
+        if body.csv:
+            content[CSV_CONTENT_TYPE] = {
+                "schema": {"type": "string", "description": _CSV_BODY_DESCRIPTION},
+                "example": csv_example(),
+            }
+        rendered["requestBody"] = {"description": body.description, "required": True, "content": content}
     rendered["responses"] = {
         code: _openapi3_response(response) for code, response in operation.responses.items()
     }
@@ -503,22 +873,25 @@ def _swagger2_operation(operation: Operation) -> dict[str, Any]:
     }
     if operation.visibility:
         rendered["x-ms-visibility"] = operation.visibility
-    parameters = [_parameter(parameter, "swagger2") for parameter in operation.parameters]
+    parameters = [
+        _parameter(parameter, "swagger2") for parameter in operation.parameters if parameter.in_connector
+    ]
     if operation.body:
         parameters.append(
             {
                 "name": "body",
                 "in": "body",
                 "required": True,
-                "description": "The community to create.",
-                "x-ms-summary": "Community",
-                "schema": _schema_ref(operation.body, "swagger2"),
+                "description": operation.body.description,
+                "x-ms-summary": operation.body.summary,
+                "schema": _schema_ref(operation.body.schema, "swagger2"),
             }
         )
     if parameters:
         rendered["parameters"] = parameters
     rendered["responses"] = {
-        code: _swagger2_response(response) for code, response in operation.responses.items()
+        code: _swagger2_response(response.connector or response)
+        for code, response in operation.responses.items()
     }
     return rendered
 

@@ -44,6 +44,9 @@ class Settings:
     graph_read_timeout_seconds: float = 30.0
     status_poll_interval_seconds: int = 30
     provisioning_timeout_minutes: int = 60
+    # The app-wide budget of Viva Engage requests (provisioning/budget.py): Graph's limit per app and window.
+    graph_budget_requests: int = 10
+    graph_budget_window_seconds: int = 30
     provisioning_queue: str = "community-requests"
     results_queue: str = "community-results"
     callback_allowed_hosts: tuple[str, ...] = DEFAULT_CALLBACK_ALLOWED_HOSTS
@@ -97,6 +100,18 @@ class Settings:
                 "PROVISIONING_TIMEOUT_MINUTES",
                 raw("PROVISIONING_TIMEOUT_MINUTES"),
                 defaults.provisioning_timeout_minutes,
+                minimum=1,
+            ),
+            graph_budget_requests=_parse_int(
+                "GRAPH_BUDGET_REQUESTS",
+                raw("GRAPH_BUDGET_REQUESTS"),
+                defaults.graph_budget_requests,
+                minimum=1,
+            ),
+            graph_budget_window_seconds=_parse_int(
+                "GRAPH_BUDGET_WINDOW_SECONDS",
+                raw("GRAPH_BUDGET_WINDOW_SECONDS"),
+                defaults.graph_budget_window_seconds,
                 minimum=1,
             ),
             provisioning_queue=raw("PROVISIONING_QUEUE") or defaults.provisioning_queue,

@@ -84,6 +84,18 @@ def _json_value(value: Any) -> Any:
 _INPUT_KEYS = frozenset(field.alias or name for name, field in ProvisioningInput.model_fields.items())
 
 
+def instance_input(durable: Mapping[str, Any]) -> Mapping[str, Any]:
+    """An instance's input as a JSON object (empty when it has none or another shape)."""
+    raw = _json_value(durable.get("input"))
+    return raw if isinstance(raw, Mapping) else {}
+
+
+def recorded_body_hash(durable: Mapping[str, Any]) -> str | None:
+    """The ``bodyHash`` in an instance's input (requests and batches both record one), or None."""
+    value = instance_input(durable).get("bodyHash")
+    return value if isinstance(value, str) else None
+
+
 def input_of(durable: Mapping[str, Any]) -> ProvisioningInput | None:
     raw = _json_value(durable.get("input"))
     if not isinstance(raw, Mapping):

@@ -73,6 +73,8 @@ class GraphStep(Generic[T]):
     call: Callable[[GraphClient, Any], T]
     to_wire: Callable[[T], Any]
     from_wire: Callable[[Any], T]
+    # A call to /employeeExperience/...: it spends the app-wide Viva Engage budget (directory calls do not).
+    viva_engage: bool = True
 
     def run(self, client: GraphClient, payload: Any) -> dict[str, Any]:
         try:
@@ -122,7 +124,7 @@ def _communities_from_wire(data: Sequence[Mapping[str, Any]]) -> list[Community]
 
 
 RESOLVE_USERS: GraphStep[ResolvedUsers] = GraphStep(
-    "resolve_users", _resolve_users, ResolvedUsers.to_dict, ResolvedUsers.from_dict
+    "resolve_users", _resolve_users, ResolvedUsers.to_dict, ResolvedUsers.from_dict, viva_engage=False
 )
 FIND_COMMUNITIES: GraphStep[list[Community]] = GraphStep(
     "find_communities",
@@ -150,6 +152,7 @@ ADD_MEMBERS: GraphStep[MemberAddResult] = GraphStep(
     lambda client, batch: client.add_group_members(batch["groupId"], batch["userIds"]),
     MemberAddResult.to_dict,
     MemberAddResult.from_dict,
+    viva_engage=False,
 )
 
 

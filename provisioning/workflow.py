@@ -19,6 +19,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from provisioning.budget import DEFAULT_LIMIT as DEFAULT_BUDGET_LIMIT
+from provisioning.budget import DEFAULT_WINDOW_SECONDS as DEFAULT_BUDGET_WINDOW_SECONDS
 from provisioning.graph import MEMBERS_PER_REQUEST, Community, GraphError
 from provisioning.models import (
     CANCELED_MESSAGE,
@@ -32,10 +34,10 @@ from provisioning.models import (
 from provisioning.settings import MIN_STATUS_POLL_INTERVAL_SECONDS, Settings
 from provisioning.steps import is_user_not_found
 
-# Status checks per orchestration execution before ``continue_as_new``: each check adds about 8 history events
-# (timer created/fired, task scheduled/completed, episode markers), so history stays under ~100 events however
-# long Graph takes.
-CHECKS_PER_EXECUTION = 10
+# Status checks per orchestration execution before ``continue_as_new``: each check adds about 13 history
+# events (a timer created and fired, the budget entity's request and answer, the activity scheduled and
+# completed, episode markers), so history stays around 100 events however long Graph takes.
+CHECKS_PER_EXECUTION = 8
 # An ambiguous create (answer lost, or the step ran twice) is followed by look-ups by name, one poll interval
 # apart for up to this long (Graph lists a community only once its operation has finished; operations take
 # seconds to a few minutes); only then is the community created again, at most this many times in all.
@@ -118,6 +120,8 @@ class WorkflowSettings:
 
     poll_interval_seconds: int = MIN_STATUS_POLL_INTERVAL_SECONDS
     timeout_minutes: int = 60
+    budget_requests: int = DEFAULT_BUDGET_LIMIT
+    budget_window_seconds: int = int(DEFAULT_BUDGET_WINDOW_SECONDS)
 
     def __post_init__(self) -> None:
         # Settings raise a lower value to the floor where they are read; saved state was made from them.
@@ -132,16 +136,25 @@ class WorkflowSettings:
         return cls(
             poll_interval_seconds=settings.status_poll_interval_seconds,
             timeout_minutes=settings.provisioning_timeout_minutes,
+            budget_requests=settings.graph_budget_requests,
+            budget_window_seconds=settings.graph_budget_window_seconds,
         )
 
     def to_dict(self) -> dict[str, int]:
-        return {"pollIntervalSeconds": self.poll_interval_seconds, "timeoutMinutes": self.timeout_minutes}
+        return {
+            "pollIntervalSeconds": self.poll_interval_seconds,
+            "timeoutMinutes": self.timeout_minutes,
+            "budgetRequests": self.budget_requests,
+            "budgetWindowSeconds": self.budget_window_seconds,
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> WorkflowSettings:
         return cls(
             poll_interval_seconds=int(data["pollIntervalSeconds"]),
             timeout_minutes=int(data["timeoutMinutes"]),
+            budget_requests=int(data.get("budgetRequests", DEFAULT_BUDGET_LIMIT)),
+            budget_window_seconds=int(data.get("budgetWindowSeconds", DEFAULT_BUDGET_WINDOW_SECONDS)),
         )
 
 

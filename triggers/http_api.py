@@ -10,7 +10,6 @@ import asyncio
 import logging
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any
 from urllib.parse import quote, urlsplit
 
 import azure.durable_functions as df
@@ -33,7 +32,7 @@ from provisioning.models import (
     StatusDocument,
     validate_request,
 )
-from provisioning.problems import PROBLEM_CONTENT_TYPE, ProblemCode, problem, validation_problem
+from provisioning.problems import ProblemCode, problem, validation_problem
 from provisioning.settings import Settings, get_settings
 from provisioning.status import (
     HttpAnswer,
@@ -43,6 +42,7 @@ from provisioning.status import (
     utc_timestamp,
 )
 from provisioning.workflow import CANCEL_EVENT
+from triggers.answers import problem_answer, respond, retry_later
 
 logger = logging.getLogger(__name__)
 bp = df.Blueprint()
@@ -51,8 +51,6 @@ STATUS_ROUTE_PREFIX = "communities/requests"
 # DELETE waits this long for the cancel to take effect before answering 202 instead of 200.
 CANCEL_CONFIRM_SECONDS = 3.0
 CANCEL_CONFIRM_POLL_SECONDS = 0.1
-# Retry-After of a 503 (start or cancel not delivered); short because that is usually a storage hiccup.
-UNAVAILABLE_RETRY_AFTER_SECONDS = 5
 
 
 @bp.route(route="communities", methods=["POST"])
@@ -64,15 +62,15 @@ async def start_community_request(
     settings = get_settings()
     media_problem = _check_content_type(req.headers.get("Content-Type"))
     if media_problem is not None:
-        return _respond(media_problem)
+        return respond(media_problem)
     try:
         request = validate_request(req.get_body(), source="http")
         key_header = req.headers.get(IDEMPOTENCY_KEY_HEADER)
         key = validate_idempotency_key(key_header) if key_header is not None else None
     except BodyTooLargeError as err:
-        return _respond(_problem_answer(validation_problem(err.errors, code=ProblemCode.PAYLOAD_TOO_LARGE)))
+        return respond(problem_answer(validation_problem(err.errors, code=ProblemCode.PAYLOAD_TOO_LARGE)))
     except RequestValidationError as err:
-        return _respond(_problem_answer(validation_problem(err.errors)))
+        return respond(problem_answer(validation_problem(err.errors)))
 
     instance_id = instance_id_for_key(key, "http") if key is not None else new_instance_id()
     provisioning_input = ProvisioningInput(
@@ -92,16 +90,14 @@ async def start_community_request(
             result = await start_once(client, provisioning_input)
     except StartFailedError:
         logger.exception("could not start request %s", instance_id)
-        return _respond(_retry_later("The request could not be started or confirmed; send it again."))
+        return respond(retry_later("The request could not be started or confirmed; send it again."))
 
     if result.outcome is StartOutcome.CONFLICT:
         detail = (
             f"The {IDEMPOTENCY_KEY_HEADER} was already used for request {instance_id} with a different body; "
             "use a new key for a new request."
         )
-        return _respond(
-            _problem_answer(problem(ProblemCode.IDEMPOTENCY_CONFLICT, detail, instance=status_url))
-        )
+        return respond(problem_answer(problem(ProblemCode.IDEMPOTENCY_CONFLICT, detail, instance=status_url)))
     if result.outcome is StartOutcome.STARTED:
         logger.info("started request %s", instance_id)
         document = None
@@ -110,13 +106,13 @@ async def start_community_request(
         document = document_from_durable(instance_id, result.durable_status)
     if document is not None and document.status is not RequestStatus.RUNNING:
         # The earlier request with this key has finished: its outcome is the answer (never started twice).
-        return _respond(_render(document, status_url, settings))
+        return respond(_render(document, status_url, settings))
     answer = HttpAnswer(
         202,
         {"id": instance_id, "status": RequestStatus.RUNNING.value, "statusUri": status_url},
         {"Location": status_url, "Retry-After": str(settings.status_poll_interval_seconds)},
     )
-    return _respond(answer)
+    return respond(answer)
 
 
 @bp.route(route=STATUS_ROUTE_PREFIX + "/{id}", methods=["GET"])
@@ -128,11 +124,11 @@ async def get_community_request(
     settings = get_settings()
     instance_id = req.route_params.get("id", "")
     if not is_request_id(instance_id):
-        return _respond(not_found(instance_id))
+        return respond(not_found(instance_id))
     document = document_from_durable(instance_id, await read_status(client, instance_id))
     if document is None:
-        return _respond(not_found(instance_id))
-    return _respond(_render(document, status_url_for(req, instance_id, settings), settings))
+        return respond(not_found(instance_id))
+    return respond(_render(document, status_url_for(req, instance_id, settings), settings))
 
 
 @bp.route(route=STATUS_ROUTE_PREFIX + "/{id}", methods=["DELETE"])
@@ -149,11 +145,11 @@ async def cancel_community_request(
     settings = get_settings()
     instance_id = req.route_params.get("id", "")
     if not is_request_id(instance_id):
-        return _respond(not_found(instance_id))
+        return respond(not_found(instance_id))
     status_url = status_url_for(req, instance_id, settings)
     document = document_from_durable(instance_id, await read_status(client, instance_id))
     if document is None:
-        return _respond(not_found(instance_id))
+        return respond(not_found(instance_id))
     if document.status is RequestStatus.RUNNING:
         if await _request_cancel(client, instance_id):
             logger.info("cancel requested for %s", instance_id)
@@ -163,20 +159,20 @@ async def cancel_community_request(
         else:  # it finished (410) or vanished (404) since it was read, or storage failed
             document = document_from_durable(instance_id, await read_status(client, instance_id))
             if document is not None and document.status is RequestStatus.RUNNING:
-                return _respond(_retry_later("The cancel was not delivered; send it again."))
+                return respond(retry_later("The cancel was not delivered; send it again."))
         if document is None:
-            return _respond(not_found(instance_id))
+            return respond(not_found(instance_id))
         if document.status is RequestStatus.CANCELED:
-            return _respond(replace(_render(document, status_url, settings), status_code=200))
+            return respond(replace(_render(document, status_url, settings), status_code=200))
         if document.status is RequestStatus.RUNNING:
             # The orchestrator sees the cancel at its next step or wait: the status URL shows Canceled then.
-            return _respond(_render(document, status_url, settings))
+            return respond(_render(document, status_url, settings))
     detail = (
         f"Request {instance_id} has already finished with status {document.status.value}; nothing to cancel."
     )
     body = problem(ProblemCode.NOT_CANCELABLE, detail, instance=status_url)
     body["requestStatus"] = document.status.value
-    return _respond(_problem_answer(body))
+    return respond(problem_answer(body))
 
 
 async def _request_cancel(client: df.DurableOrchestrationClient, instance_id: str) -> bool:
@@ -231,7 +227,7 @@ def _check_content_type(content_type: str | None) -> HttpAnswer | None:
         media_type.startswith("application/") and media_type.endswith("+json")
     ):
         shown = media_type or "none"
-        return _problem_answer(
+        return problem_answer(
             problem(
                 ProblemCode.UNSUPPORTED_MEDIA_TYPE,
                 f"Content-Type must be application/json, got {shown}.",
@@ -241,7 +237,7 @@ def _check_content_type(content_type: str | None) -> HttpAnswer | None:
     for parameter in parameters.split(";"):
         name, _, value = parameter.partition("=")
         if name.strip().lower() == "charset" and value.strip().strip('"').lower() not in ("utf-8", "utf8"):
-            return _problem_answer(
+            return problem_answer(
                 problem(
                     ProblemCode.UNSUPPORTED_MEDIA_TYPE,
                     "The body must be UTF-8 encoded JSON.",
@@ -257,24 +253,4 @@ def _render(document: StatusDocument, status_url: str, settings: Settings) -> Ht
         status_url=status_url,
         poll_interval_seconds=settings.status_poll_interval_seconds,
         now=datetime.now(UTC),
-    )
-
-
-def _retry_later(detail: str) -> HttpAnswer:
-    answer = _problem_answer(problem(ProblemCode.SERVICE_UNAVAILABLE, detail))
-    answer.headers["Retry-After"] = str(UNAVAILABLE_RETRY_AFTER_SECONDS)
-    return answer
-
-
-def _problem_answer(body: dict[str, Any]) -> HttpAnswer:
-    return HttpAnswer(body["status"], body, {"Cache-Control": "no-store"}, PROBLEM_CONTENT_TYPE)
-
-
-def _respond(answer: HttpAnswer) -> func.HttpResponse:
-    return func.HttpResponse(
-        body=answer.body_bytes(),
-        status_code=answer.status_code,
-        headers=answer.headers,
-        mimetype=answer.content_type,
-        charset="utf-8",
     )

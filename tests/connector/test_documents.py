@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,12 +20,14 @@ from openapi_spec_validator import OpenAPIV2SpecValidator, OpenAPIV30SpecValidat
 
 import function_app
 from devhost.indexing import index_app
-from provisioning import openapi
+from provisioning import batch_workflow, openapi
+from provisioning.batches import MAX_BATCH_ITEMS, BatchRequest, BatchValidationError, parse_batch
 from provisioning.callbacks import CallbackPolicy
 from provisioning.idempotency import instance_id_for_key, is_request_id, new_instance_id
-from provisioning.models import CommunityRequest, RequestValidationError, validate_request
+from provisioning.models import CallbackState, CommunityRequest, RequestValidationError, validate_request
 from provisioning.problems import ProblemCode, problem_status
 from provisioning.settings import DEFAULT_CALLBACK_ALLOWED_HOSTS
+from triggers import batch_api
 
 OAS3 = openapi.openapi_document()
 CONNECTOR = openapi.connector_definition()
@@ -61,9 +64,9 @@ def resolve(schema: Any, document: dict[str, Any]) -> Any:
     return schema
 
 
-def request_schema(document: dict[str, Any]) -> dict[str, Any]:
+def request_schema(document: dict[str, Any], name: str = "CommunityRequest") -> dict[str, Any]:
     schemas = document["components"]["schemas"] if "openapi" in document else document["definitions"]
-    result: dict[str, Any] = schemas["CommunityRequest"]
+    result: dict[str, Any] = schemas[name]
     return result
 
 
@@ -74,6 +77,17 @@ def accepted(body: dict[str, Any]) -> CommunityRequest:
 def rejected_fields(body: dict[str, Any]) -> set[str]:
     with pytest.raises(RequestValidationError) as caught:
         accepted(body)
+    return {error["field"] for error in caught.value.errors}
+
+
+def batch_accepted(body: Any, content_type: str = "application/json") -> BatchRequest:
+    data = body.encode() if isinstance(body, str) else json.dumps(body).encode()
+    return parse_batch(data, content_type, callback_policy=DEFAULT_POLICY)
+
+
+def batch_rejected_fields(body: dict[str, Any]) -> set[str]:
+    with pytest.raises(BatchValidationError) as caught:
+        batch_accepted(body)
     return {error["field"] for error in caught.value.errors}
 
 
@@ -167,6 +181,22 @@ def test_path_parameters_match_the_route_templates() -> None:
             assert all(p["required"] for p in operation.get("parameters", []) if p["in"] == "path")
 
 
+def test_batch_id_pattern_accepts_exactly_the_ids_the_app_answers_for() -> None:
+    pattern = re.compile(openapi.BATCH_ID_PATTERN)
+    for issued in (batch_workflow.new_batch_id(), batch_workflow.batch_id_for_key("run-1", "http")):
+        assert pattern.match(issued), issued
+        assert batch_workflow.is_batch_id(issued), issued
+    for foreign in ("batch-", "batch-XYZ", new_instance_id(), "batch-" + "0" * 31, "batch-" + "0" * 33):
+        assert bool(pattern.match(foreign)) == batch_workflow.is_batch_id(foreign) is False, foreign
+
+
+def test_batch_page_parameters_are_the_ones_the_trigger_applies() -> None:
+    parameters = {p["name"]: p for p in OAS3["paths"][openapi.BATCH_PATH]["get"]["parameters"]}
+    assert parameters["top"]["schema"]["default"] == batch_api.DEFAULT_PAGE_SIZE
+    assert parameters["top"]["schema"]["maximum"] == batch_api.MAX_PAGE_SIZE
+    assert parameters["skip"]["schema"]["minimum"] == 0
+
+
 def test_request_id_pattern_accepts_exactly_the_ids_the_app_answers_for() -> None:
     pattern = re.compile(openapi.REQUEST_ID_PATTERN)
     for issued in (new_instance_id(), instance_id_for_key("run-1"), instance_id_for_key("x", "queue")):
@@ -209,6 +239,17 @@ def test_polling_answers_document_location_and_retry_after() -> None:
     assert CONNECTOR["paths"][openapi.COMMUNITIES_PATH]["post"]["responses"]["200"]["schema"] == {
         "$ref": "#/definitions/StatusDocument"
     }
+    # A batch action likewise ends with the settled batch document; POST's own 200 is validateOnly's answer,
+    # a parameter the connector does not offer.
+    batch_start = CONNECTOR["paths"][openapi.BATCHES_PATH]["post"]
+    assert batch_start["responses"]["200"]["schema"] == {"$ref": "#/definitions/BatchDocument"}
+    assert batch_start["responses"]["202"]["headers"].keys() == {"Location", "Retry-After"}
+    assert "validateOnly" not in {p["name"] for p in batch_start["parameters"]}
+    for method in ("get", "delete"):
+        assert set(OAS3["paths"][openapi.BATCH_PATH][method]["responses"]["202"]["headers"]) == {
+            "Location",
+            "Retry-After",
+        }
 
 
 # ------------------------------------------------------------------------- request schema vs. validation
@@ -261,6 +302,79 @@ def test_request_body_examples_validate_against_the_model_and_the_schema() -> No
     assert "callbackUrl" not in content["examples"]["polling"]["value"]
 
 
+@pytest.mark.parametrize("document", [OAS3, CONNECTOR], ids=["openapi3", "connector"])
+def test_batch_schema_has_exactly_the_fields_batch_parsing_accepts(document: dict[str, Any]) -> None:
+    schema = request_schema(document, "CommunityBatchRequest")
+    assert schema["additionalProperties"] is False
+    assert schema["required"] == ["items"]
+    for name, prop in schema["properties"].items():
+        if "example" in prop:
+            batch_accepted({"items": [MINIMAL_BODY], name: prop["example"]})
+    assert batch_rejected_fields({"items": [MINIMAL_BODY], "colour": "red"}) == {"colour"}
+    assert batch_rejected_fields({}) == {"items"}
+    items = schema["properties"]["items"]
+    assert (items["minItems"], items["maxItems"]) == (1, MAX_BATCH_ITEMS)
+    assert batch_rejected_fields({"items": []}) == {"items"}
+    assert batch_rejected_fields({"items": [MINIMAL_BODY] * (MAX_BATCH_ITEMS + 1)}) == {"items"}
+    # An item is a request body without callbackUrl: the batch has the one callback.
+    item = resolve(items["items"], document)
+    assert item["additionalProperties"] is False
+    assert set(item["properties"]) == set(request_schema(document)["properties"]) - {"callbackUrl"}
+    assert item["required"] == request_schema(document)["required"]
+    for name, prop in item["properties"].items():
+        batch_accepted({"items": [{**MINIMAL_BODY, name: prop["example"]}]})
+    callback = {"callbackUrl": "https://prod-01.westeurope.logic.azure.com/x"}
+    assert batch_rejected_fields({"items": [{**MINIMAL_BODY, **callback}]}) == {"items[0].callbackUrl"}
+
+
+def test_batch_body_examples_are_accepted_as_json_and_csv() -> None:
+    content = OAS3["paths"][openapi.BATCHES_PATH]["post"]["requestBody"]["content"]
+    assert list(content) == ["application/json", "text/csv"]
+    schema = resolve(content["application/json"]["schema"], OAS3)
+    for name, example in content["application/json"]["examples"].items():
+        batch = batch_accepted(example["value"])
+        errors = list(OAS30Validator(schema).iter_errors(example["value"]))
+        assert not errors, f"{name}: {errors[0].message}"
+    as_csv = batch_accepted(content["text/csv"]["example"], "text/csv")
+    assert as_csv.items == batch.items
+    assert content["text/csv"]["schema"]["type"] == "string"
+    # The connector takes JSON only.
+    [body] = [p for p in CONNECTOR["paths"][openapi.BATCHES_PATH]["post"]["parameters"] if p["in"] == "body"]
+    assert body["schema"] == {"$ref": "#/definitions/CommunityBatchRequest"}
+    assert CONNECTOR["consumes"] == ["application/json"]
+
+
+@pytest.mark.parametrize("document", [OAS3, CONNECTOR], ids=["openapi3", "connector"])
+def test_batch_documents_the_workflow_writes_fit_the_schema(document: dict[str, Any]) -> None:
+    schemas = document["components"]["schemas"] if document is OAS3 else document["definitions"]
+    validator = OAS30Validator(resolve(schemas["BatchDocument"], document))
+    now = datetime(2026, 1, 1, 10, 0, tzinfo=UTC)
+    states = (
+        batch_workflow.BatchState(),
+        batch_workflow.BatchState(next_index=3, in_flight=[1, 2], counts={"Succeeded": 1}, checks=2),
+        batch_workflow.BatchState(next_index=3, counts={"Succeeded": 1, "Failed": 2}),
+        batch_workflow.BatchState(
+            next_index=3, counts={"Canceled": 3}, cancel_requested=True, callback=CallbackState.DELIVERED
+        ),
+    )
+    for state in states:
+        for source in ("http", "queue"):
+            written = batch_workflow.batch_document(
+                batch_id=batch_workflow.new_batch_id(),
+                created_at="2026-01-01T09:00:00Z",
+                total=3,
+                state=state,
+                now=now,
+                budget_requests=10,
+                budget_window_seconds=30,
+                source=source,
+                request_id="sheet-row-7",
+            )
+            errors = list(validator.iter_errors(written))
+            assert not errors, f"{errors[0].message} in {written}"
+            assert set(written["counts"]) == set(schemas["BatchCounts"]["properties"])
+
+
 def test_request_schema_rejects_what_validation_rejects() -> None:
     validator = OAS30Validator(resolve(request_schema(OAS3), OAS3))
     for body in (
@@ -304,12 +418,15 @@ def test_every_connector_property_has_a_title_case_summary() -> None:
     assert CONNECTOR["definitions"]["CommunityInfo"]["properties"]["groupId"]["x-ms-summary"] == "Group ID"
 
 
-def test_connector_body_visibility_names_real_fields() -> None:
-    properties = CONNECTOR["definitions"]["CommunityRequest"]["properties"]
-    aliases = {field.alias for field in CommunityRequest.model_fields.values()}
+@pytest.mark.parametrize("schema_name", ["CommunityRequest", "CommunityBatchRequest", "CommunitySpec"])
+def test_connector_body_visibility_names_real_fields(schema_name: str) -> None:
+    aliases = {
+        field.alias or name for model in openapi.REQUEST_MODELS for name, field in model.model_fields.items()
+    }
     assert set(openapi.CONNECTOR_BODY_VISIBILITY) <= aliases
-    required = set(CONNECTOR["definitions"]["CommunityRequest"]["required"])
-    for name, prop in properties.items():
+    schema = CONNECTOR["definitions"][schema_name]
+    required = set(schema["required"])
+    for name, prop in schema["properties"].items():
         visibility = prop.get("x-ms-visibility", "none")
         assert visibility in VISIBILITIES
         if name in required:

@@ -8,7 +8,7 @@ that schema, and documented polling headers must be present.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import azure.functions as func
@@ -17,6 +17,7 @@ from openapi_schema_validator import OAS30Validator
 
 from devhost.testing import DevHost
 from provisioning import openapi
+from provisioning.batches import MAX_BATCH_BODY_BYTES
 from tests.connector.test_documents import resolve
 from tests.e2e.workflow_env import OWNER, WorkflowEnv, request_body
 from triggers import openapi as openapi_trigger
@@ -25,7 +26,9 @@ OAS3 = openapi.openapi_document()
 CONNECTOR = openapi.connector_definition()
 
 
-def assert_documented(response: requests.Response, method: str, path: str) -> Any:
+def assert_documented(response: requests.Response, method: str, path: str, *, connector: bool = True) -> Any:
+    """The answer's body, once checked against the document (and the connector's, unless ``connector`` is
+    False: an answer to a parameter the connector does not offer)."""
     operation = OAS3["paths"][path][method]
     status = str(response.status_code)
     assert status in operation["responses"], f"{method.upper()} {path} answered undocumented {status}"
@@ -41,7 +44,7 @@ def assert_documented(response: requests.Response, method: str, path: str) -> An
     errors = list(OAS30Validator(schema).iter_errors(body))
     assert not errors, f"{method.upper()} {path} {status}: {errors[0].message} in {body}"
     connector_operation = CONNECTOR["paths"].get(path, {}).get(method)
-    if connector_operation is not None:
+    if connector and connector_operation is not None:
         connector_answer = connector_operation["responses"][status]
         assert set(connector_answer.get("headers", {})) == set(documented.get("headers", {}))
         if content_type == documented_first_content_type(documented):
@@ -139,3 +142,113 @@ def test_cancel_and_idempotency_answers_are_documented(env: WorkflowEnv) -> None
     assert again.status_code == 409
     assert json.loads(again.content)["status"] == "Canceled"
     assert_documented(again, "post", communities)
+
+
+def post_batch(
+    env: WorkflowEnv,
+    body: Any,
+    content_type: str = "application/json",
+    *,
+    query: str = "",
+    headers: Mapping[str, str] | None = None,
+) -> requests.Response:
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    return requests.post(
+        f"{env.api}/communities/batches{query}",
+        data=data,
+        headers={"Content-Type": content_type, **(headers or {})},
+        timeout=30,
+    )
+
+
+def batch_body(*names: str) -> dict[str, Any]:
+    return {"items": [request_body(name) for name in names]}
+
+
+def test_batch_answers_are_documented(env: WorkflowEnv) -> None:
+    batches_path, batch_path = openapi.BATCHES_PATH, openapi.BATCH_PATH
+    csv = f"displayName,owners\nBatch doc A,{OWNER['userPrincipalName']}\n".encode()
+    for data, content_type in ((csv, "text/csv"), (batch_body("Batch doc A"), "application/json")):
+        valid = post_batch(env, data, content_type, query="?validateOnly=true")
+        assert valid.status_code == 200, valid.text
+        answer = assert_documented(valid, "post", batches_path, connector=False)
+        openapi.BatchValidationAnswer.model_validate(answer)
+
+    started = post_batch(env, batch_body("Batch doc 0", "Batch doc 1", "Batch doc 2"))
+    assert started.status_code == 202, started.text
+    body = openapi.BatchAcceptedAnswer.model_validate(assert_documented(started, "post", batches_path))
+    assert started.headers["Location"] == body.status_uri
+    assert body.status_uri.startswith(f"{env.api}/communities/batches/")
+    running = requests.get(started.headers["Location"], timeout=10)
+    assert running.status_code == 202
+    openapi.BatchDocument.model_validate(assert_documented(running, "get", batch_path))
+
+    final, _ = env.follow(started)
+    assert final.status_code == 200, final.text
+    document = openapi.BatchDocument.model_validate(assert_documented(final, "get", batch_path))
+    assert document.status == "Succeeded"
+    # What the connector's batch action ends with: its 200 schema.
+    outputs = resolve(CONNECTOR["paths"][batches_path]["post"]["responses"]["200"]["schema"], CONNECTOR)
+    assert not list(OAS30Validator(outputs).iter_errors(final.json()))
+    assert document.items is not None
+    item = requests.get(document.items[0].status_uri, timeout=10)
+    assert item.status_code == 200
+    assert (
+        assert_documented(item, "get", openapi.REQUEST_PATH)["community"]["id"]
+        == document.items[0].community_id
+    )
+
+    page = requests.get(started.headers["Location"], params={"skip": 1, "top": 1}, timeout=10)
+    paged = openapi.BatchDocument.model_validate(assert_documented(page, "get", batch_path))
+    assert [row.index for row in paged.items or []] == [1]
+    assert paged.next_link is not None
+    last = openapi.BatchDocument.model_validate(
+        assert_documented(requests.get(paged.next_link, timeout=10), "get", batch_path)
+    )
+    assert ([row.index for row in last.items or []], last.next_link) == ([2], None)
+    out_of_range = requests.get(started.headers["Location"], params={"top": 0}, timeout=10)
+    assert out_of_range.status_code == 400
+    openapi.Problem.model_validate(assert_documented(out_of_range, "get", batch_path))
+
+    settled = requests.delete(started.headers["Location"], timeout=10)
+    assert settled.status_code == 409
+    problem = openapi.Problem.model_validate(assert_documented(settled, "delete", batch_path))
+    assert (problem.code, problem.batch_status) == ("NotCancelable", "Succeeded")
+
+    errors = (
+        (post_batch(env, {"items": [{"displayName": ""}]}), 400),
+        (post_batch(env, b"x", "text/plain"), 415),
+        (post_batch(env, b"x" * (MAX_BATCH_BODY_BYTES + 1), "text/csv"), 413),
+    )
+    for answer, status in errors:
+        assert answer.status_code == status, answer.text
+        openapi.Problem.model_validate(assert_documented(answer, "post", batches_path))
+    unknown = f"{env.api}/communities/batches/batch-{'0' * 32}"
+    for method in ("get", "delete"):
+        missing = requests.request(method, unknown, timeout=10)
+        assert missing.status_code == 404
+        openapi.Problem.model_validate(assert_documented(missing, method, batch_path))
+
+
+def test_batch_cancel_and_idempotency_answers_are_documented(env: WorkflowEnv) -> None:
+    batches_path, batch_path = openapi.BATCHES_PATH, openapi.BATCH_PATH
+    key = {"Idempotency-Key": "batch-doc"}
+    started = post_batch(env, batch_body("Batch cancel 0", "Batch cancel 1"), headers=key)
+    assert started.status_code == 202, started.text
+    conflict = post_batch(env, batch_body("Batch cancel 0"), headers=key)
+    assert conflict.status_code == 409
+    openapi.Problem.model_validate(assert_documented(conflict, "post", batches_path))
+
+    canceled = requests.delete(started.headers["Location"], timeout=10)
+    assert canceled.status_code == 202, canceled.text
+    document = openapi.BatchDocument.model_validate(assert_documented(canceled, "delete", batch_path))
+    assert document.cancel_requested is True
+    final, _ = env.follow(canceled)
+    assert final.status_code == 200, final.text
+    assert assert_documented(final, "get", batch_path)["status"] == "Canceled"
+    again = requests.delete(started.headers["Location"], timeout=10)
+    assert again.status_code == 409
+    assert (
+        openapi.Problem.model_validate(assert_documented(again, "delete", batch_path)).batch_status
+        == "Canceled"
+    )

@@ -28,7 +28,7 @@ def post_raw(env: WorkflowEnv, data: bytes, headers: dict[str, str], query: str 
 
 
 def instances(env: WorkflowEnv) -> list[dict[str, Any]]:
-    return env.host.engine.query()
+    return env.request_instances()
 
 
 def creates(env: WorkflowEnv) -> list[dict[str, Any]]:

@@ -68,7 +68,7 @@ def test_invalid_message_yields_one_rejected_result_and_is_not_retried(env: Work
         == "https://prod-1.westeurope.logic.azure.com/workflows/x/run"
     )
     assert "TOP-SECRET" not in json.dumps(rejected)
-    assert env.host.engine.query() == []
+    assert env.request_instances() == []
     assert results(env, REQUESTS_QUEUE + "-poison") == []
     assert results(env, REQUESTS_QUEUE) == []
 
@@ -84,7 +84,7 @@ def test_message_without_request_id_or_not_json_is_rejected(env: WorkflowEnv) ->
     assert by_kind[True]["originalMessage"] == "this is not json"
     assert by_kind[True]["error"]["errors"][0]["field"] == "body"
     assert all("requestId" not in document for document in rejected)
-    assert env.host.engine.query() == []
+    assert env.request_instances() == []
 
 
 def test_repeated_request_id_starts_one_orchestration_and_one_result(env: WorkflowEnv) -> None:
@@ -95,7 +95,7 @@ def test_repeated_request_id_starts_one_orchestration_and_one_result(env: Workfl
     send(env, {**message, "owners": message["owners"] * 2})  # same request, written differently
     settle(env)
     instance_id = instance_id_for_key("item-2", "queue")
-    assert [instance["instanceId"] for instance in env.host.engine.query()] == [instance_id]
+    assert [instance["instanceId"] for instance in env.request_instances()] == [instance_id]
     assert results(env) == []  # nothing written for the duplicates
 
     final = env.host.run_until_status(instance_id)

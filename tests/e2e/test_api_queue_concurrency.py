@@ -92,7 +92,7 @@ def test_copies_of_one_request_in_one_batch_start_one_orchestration_and_one_resu
 
     assert gate.peak == MESSAGES  # every copy was trying to start at the same time
     instance_id = instance_id_for_key("batch-1", "queue")
-    assert [instance["instanceId"] for instance in env.host.engine.query()] == [instance_id]
+    assert [instance["instanceId"] for instance in env.request_instances()] == [instance_id]
     assert _peek(results_queue) == []  # the copies write nothing; the request reports once, when done
     assert env.host.run_until_status(instance_id)["runtimeStatus"] == "Completed"
     _settle(env)
@@ -118,7 +118,7 @@ def test_different_requests_in_one_batch_all_run(
 
     assert gate.peak == MESSAGES
     instance_ids = {instance_id_for_key(request_id, "queue") for request_id in request_ids}
-    assert {instance["instanceId"] for instance in env.host.engine.query()} == instance_ids
+    assert {instance["instanceId"] for instance in env.request_instances()} == instance_ids
     for instance_id in instance_ids:
         assert env.host.run_until_status(instance_id)["runtimeStatus"] == "Completed"
     _settle(env)

@@ -73,7 +73,7 @@ def test_different_bodies_with_one_key_at_once_start_one_request_and_409_the_oth
     assert accepted.json()["id"] == instance_id_for_key("race-key")
 
     env.host.run_until_idle()
-    assert len(env.host.engine.query()) == 1
+    assert len(env.request_instances()) == 1
     final, _ = env.follow(accepted)
     assert final.status_code == 200, final.text
     assert final.json()["request"]["displayName"] == won_body["displayName"]
@@ -90,7 +90,7 @@ def test_one_body_twice_with_one_key_at_once_is_one_request_and_two_202(env: Wor
     assert first.json() == second.json()
     assert first.headers["Location"] == second.headers["Location"]
     env.host.run_until_idle()
-    assert len(env.host.engine.query()) == 1
+    assert len(env.request_instances()) == 1
     final, _ = env.follow(first)
     assert final.status_code == 200, final.text
     assert len(env.sim.communities()) == 1
@@ -139,6 +139,6 @@ def test_queue_message_whose_start_loses_to_another_worker_is_rejected_as_confli
     assert rejected["status"] == "Rejected"
     assert rejected["error"]["code"] == "IdempotencyConflict"
     assert rejected["originalMessage"]["displayName"] == "Queue Alpha"
-    assert len(env.host.engine.query()) == 1
+    assert len(env.request_instances()) == 1
     assert env.host.run_until_status(instance_id)["runtimeStatus"] == "Completed"
     assert [community["displayName"] for community in env.sim.communities()] == ["Queue Beta"]

@@ -29,6 +29,7 @@ from devhost.clock import ManualClock
 from devhost.testing import DevHost
 from graph_simulator import SEED_USERS, GraphSimulator
 from provisioning.idempotency import instance_id_for_key
+from provisioning.models import ORCHESTRATOR_NAME
 from provisioning.settings import get_settings
 from provisioning.workflow import RETRY_JITTER_FRACTION
 
@@ -76,6 +77,10 @@ class WorkflowEnv:
             and (route is None or entry.get("route") == route)
             and (method is None or entry["method"] == method)
         ]
+
+    def request_instances(self) -> list[dict[str, Any]]:
+        """The durable instances of requests (not the create-try markers, batches or the budget entity)."""
+        return [status for status in self.host.engine.query() if status["name"] == ORCHESTRATOR_NAME]
 
     def status_check_times(self) -> list[float]:
         return [entry["time"] for entry in self.graph_calls("operation")]

@@ -26,6 +26,7 @@ DEPLOYED = {
     "triggers",
     "orchestrators",
     "activities",
+    "entities",
     "provisioning",
 }
 NEVER_DEPLOYED = {

@@ -50,7 +50,7 @@ LOCAL_PLATFORM_SETTINGS = {
     "IDENTITY_ENDPOINT",
     "IDENTITY_HEADER",
 }
-APP_CODE = ("function_app.py", "triggers", "orchestrators", "activities", "provisioning")
+APP_CODE = ("function_app.py", "triggers", "orchestrators", "activities", "entities", "provisioning")
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from provisioning.workflow import MAX_TRANSIENT_RETRIES
+from provisioning.workflow import CHECKS_PER_EXECUTION, MAX_TRANSIENT_RETRIES
 from tests.e2e.workflow_env import POLL_INTERVAL, WorkflowEnv, gaps, jittered, provisioning_input
 
 TIMER_CREATED = 10
@@ -57,13 +57,14 @@ def test_thirty_minute_operation_completes_fast_with_bounded_history(env: Workfl
     assert min(gaps(checks)) >= POLL_INTERVAL
     assert checks[-1] - checks[0] >= 59 * POLL_INTERVAL
 
-    # Continue-as-new every 10 checks: the last execution holds only its own few checks.
+    # Continue-as-new every CHECKS_PER_EXECUTION checks: the last execution holds only its own few checks.
     history = env.host.history(instance_id)
     carried = execution_input(history)["workflowState"]
-    assert carried["executions"] == 6  # continued as new after checks 10, 20, 30, 40 and 50
-    assert carried["checks"] == 50
+    continued = (60 - 1) // CHECKS_PER_EXECUTION  # the last check ends the request instead
+    assert carried["executions"] == 1 + continued
+    assert carried["checks"] == continued * CHECKS_PER_EXECUTION
     fire_times = timer_fire_times(history)
-    assert 0 < len(fire_times) <= 10
+    assert 0 < len(fire_times) <= CHECKS_PER_EXECUTION
     assert min(gaps([moment.timestamp() for moment in fire_times])) >= POLL_INTERVAL
     assert len(history) < 120
 

@@ -1,12 +1,13 @@
-"""The composed app registers exactly the activities the orchestrator calls, under the names it calls them
-(activity names are strings, so a rename would otherwise only show up at run time)."""
+"""The composed app registers exactly the activities and entities the orchestrators call, under the names they
+call them (names are strings, so a rename would otherwise only show up at run time)."""
 
 from __future__ import annotations
 
 from devhost.indexing import index_app, load_app
-from orchestrators import provision
+from orchestrators import batch, notify, provision
 from provisioning import steps
 from provisioning.models import ORCHESTRATOR_NAME
+from triggers.batch_api import BATCH_ORCHESTRATOR
 
 CALLED_ACTIVITIES = {
     provision.LOAD_SETTINGS,
@@ -16,20 +17,26 @@ CALLED_ACTIVITIES = {
     steps.GET_OPERATION_STATUS.name,
     steps.GET_COMMUNITY.name,
     steps.ADD_MEMBERS.name,
-    provision.DELIVER_CALLBACK,
-    provision.PUBLISH_RESULT,
+    notify.DELIVER_CALLBACK,
+    notify.PUBLISH_RESULT,
+    batch.START_BATCH_ITEMS,
+    batch.CHECK_BATCH_ITEMS,
+    batch.CANCEL_BATCH_ITEMS,
 }
 
 
 def test_app_registers_the_orchestrator_and_every_activity_it_calls() -> None:
     index = index_app(load_app("function_app:app"))
-    assert set(index.orchestrators) == {ORCHESTRATOR_NAME, steps.CREATE_ATTEMPT_MARKER}
+    assert set(index.orchestrators) == {ORCHESTRATOR_NAME, BATCH_ORCHESTRATOR, steps.CREATE_ATTEMPT_MARKER}
+    assert [fn.trigger.get("entityName") or fn.name for fn in index.of_type("entityTrigger")] == [
+        provision.BUDGET_ENTITY.name
+    ]
     assert set(index.activities) == CALLED_ACTIVITIES
 
 
 def test_result_message_goes_through_a_queue_output_binding() -> None:
     index = index_app(load_app("function_app:app"))
-    bindings = index.activities[provision.PUBLISH_RESULT].bindings
+    bindings = index.activities[notify.PUBLISH_RESULT].bindings
     [queue_output] = [binding for binding in bindings if binding["type"] == "queue"]
     assert queue_output["direction"] == "OUT"
     assert queue_output["queueName"] == "%RESULTS_QUEUE%"

@@ -1,0 +1,1 @@
+"""Entity blueprints: thin shells over plain state in ``provisioning``."""
