@@ -16,13 +16,14 @@ from typing import Any
 import pytest
 import requests
 
-from provisioning.idempotency import body_hash, instance_id_for_key
+from provisioning.idempotency import body_hash, instance_id_for_key, is_request_id
 from provisioning.models import ORCHESTRATOR_NAME, ProvisioningInput, validate_request
 from tests.e2e.workflow_env import QueueEnv, WorkflowEnv, request_body
 
 
 class HoldFirstStart:
-    """A `start_hook` that keeps the first start it sees waiting until `release` is set."""
+    """A `start_hook` that keeps the first request start it sees waiting until `release` is set (the create
+    steps' marker instances start too, and are let through)."""
 
     def __init__(self) -> None:
         self.calls = 0
@@ -31,6 +32,8 @@ class HoldFirstStart:
         self._lock = threading.Lock()
 
     def __call__(self, instance_id: str) -> None:
+        if not is_request_id(instance_id):
+            return
         with self._lock:
             self.calls += 1
             first = self.calls == 1
