@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -127,6 +128,28 @@ class GraphApi:
         self._now = now
         self._origin = origin
 
+    def fault_subject(self, route: str, request: Request) -> str:
+        """What a request is about, for ``fault-mix``: the community's display name where there is one."""
+        with self._store.lock:
+            if route == "create":
+                try:
+                    return str(request.json_object().get("displayName"))
+                except GraphApiError:
+                    return request.body.decode("utf-8", "replace")
+            if route == "list":
+                return f"{request.query.get('$filter')}/{request.query.get('$skiptoken')}"
+            key = request.params.get("gid") or request.params.get("id", "")
+            if route == "operation":
+                operation = self._store.operations.get(key)
+                return operation.display_name if operation else key
+            if route == "community":
+                community = self._store.communities.get(key)
+                return community.display_name if community else key
+            if route == "members":
+                community = self._store.community_by_group(key)
+                return community.display_name if community else key
+            return key.lower()  # users
+
     # --- communities
 
     def create_community(self, request: Request) -> Response:
@@ -142,14 +165,16 @@ class GraphApi:
         shape = self._scenarios.take_first("create-shape", "create")
         script = self._script(outcome)
         if script.community_exists:
+            # A community readable only some time after "succeeded" stays hidden until that first answer.
+            hidden_until = math.inf if script.readable_after is not None else None
             community_id: str | None = self._store.new_community(
-                display_name, description, privacy, owner_ids
+                display_name, description, privacy, owner_ids, hidden_until
             ).id
         elif script.terminal_status == "succeeded":
             community_id = self._store.new_community_id()  # an id nothing answers to
         else:
             community_id = None
-        operation = self._store.new_operation(self._now(), script, community_id)
+        operation = self._store.new_operation(self._now(), script, community_id, display_name)
         headers = {
             "Content-Type": "application/json",
             **self._polling_headers(request.version, operation, shape),
@@ -254,7 +279,10 @@ class GraphApi:
         if name == "operation-in-progress-spelling":
             return OperationScript(polls, "succeeded", options["status"], None, True)
         if name == "operation-succeeded-without-community":
-            return OperationScript(polls, "succeeded", "running", None, False)
+            readable_after = options["readable_after"]
+            return OperationScript(
+                polls, "succeeded", "running", None, readable_after is not None, readable_after
+            )
         # operation-never-ends
         return OperationScript(polls, None, options["status"], None, False)
 
@@ -289,6 +317,9 @@ class GraphApi:
             if operation is None:
                 raise _not_found(op_id)
             operation.advance(self._now())
+            community = self._store.communities.get(operation.community_id or "")
+            if operation.succeeded and community is not None and community.hidden_until == math.inf:
+                community.hidden_until = self._now() + float(operation.script.readable_after or 0)
             payload = self._operation_json(request.version, operation)
         return Response.json(200, _select(payload, request, OPERATION_PROPERTIES, "engagementAsyncOperation"))
 
@@ -317,7 +348,7 @@ class GraphApi:
         if decoded is None or decoded.get("_type") != "Group":
             raise GraphApiError(400, "BadRequest", f"Invalid community id '{community_id}'.")
         community = self._store.communities.get(community_id)
-        if community is None:
+        if community is None or not community.readable(self._now()):
             raise GraphApiError(404, "itemNotFound", f"The community '{community_id}' was not found.")
         return community
 
@@ -357,8 +388,9 @@ class GraphApi:
         for key in query:
             if key.startswith("$") and key not in ("$filter", "$top", "$select", "$orderby", "$skiptoken"):
                 raise GraphApiError(400, "BadRequest", f"Query option '{key}' is not supported.")
+        now = self._now()
         with self._store.lock:
-            items = [c.to_graph() for c in self._store.communities.values()]
+            items = [c.to_graph() for c in self._store.communities.values() if c.readable(now)]
         if "$filter" in query:
             match = _FILTER_DISPLAY_NAME.match(query["$filter"])
             if match is None:

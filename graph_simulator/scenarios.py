@@ -3,14 +3,16 @@
 Each scenario has a stable name and typed options (``CATALOG``, docs/graph-simulator.md); several can be
 active at once. Scenarios that shape a create (operation outcome, polling header) are bound to an operation
 when it is created; fault scenarios fire on the next ``times`` requests of their route, then switch off.
+``fault-mix`` draws one of those single faults (``MIX_FAULTS``) for a seeded random share of Graph requests.
 """
 
 from __future__ import annotations
 
 import math
+import random
 import re
 import threading
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from email.utils import formatdate
@@ -32,6 +34,7 @@ Kind = Literal[
     "fault-before",
     "fault-after",
     "rate-limit",
+    "fault-mix",
 ]
 
 
@@ -91,6 +94,10 @@ def _bool(text: str) -> bool:
     if lowered in ("false", "0", "no", "off"):
         return False
     raise ValueError("must be true or false")
+
+
+def _seconds_or_none(text: str) -> float | None:
+    return None if text.lower() == "none" else _float(0, 86400)(text)
 
 
 def _count(text: str) -> int | None:
@@ -194,8 +201,19 @@ CATALOG: dict[str, ScenarioSpec] = {
         ScenarioSpec(
             "operation-succeeded-without-community",
             "operation",
-            "operations end 'succeeded' but resourceId points to nothing (GET community -> 404)",
-            (_POLLS, _times(None)),
+            "operations end 'succeeded' but resourceId points to nothing (GET community -> 404), or to a "
+            "community Graph shows only 'readable_after' seconds later",
+            (
+                Option(
+                    "readable_after",
+                    _seconds_or_none,
+                    None,
+                    "seconds (simulator clock) after the first 'succeeded' until GET and list show the "
+                    "community, or 'none' = it never exists (default none)",
+                ),
+                _POLLS,
+                _times(None),
+            ),
         ),
         ScenarioSpec(
             "operation-never-ends",
@@ -313,6 +331,12 @@ CATALOG: dict[str, ScenarioSpec] = {
                     "process the request before resetting (true: a create still creates the community = the "
                     "ambiguous case; false: nothing happens)",
                 ),
+                Option(
+                    "how",
+                    _choice("reset", "close"),
+                    "reset",
+                    "reset: TCP RST; close: the connection is closed without an answer (default reset)",
+                ),
                 _route(),
                 _times(1),
             ),
@@ -340,8 +364,58 @@ CATALOG: dict[str, ScenarioSpec] = {
                 _RETRY_AFTER_FORM,
             ),
         ),
+        ScenarioSpec(
+            "fault-mix",
+            "fault-mix",
+            "a seeded random share of Graph requests (never the token endpoint) gets one fault of the mix: "
+            "429 or 503 with or without Retry-After, 504, a reset or a closed connection after the request "
+            "was processed, a slow answer; creates also an operation that ends failed or skipped or "
+            "succeeds before the community is readable",
+            (
+                Option("rate", _float(0, 1), 0.3, "share of Graph requests faulted, 0 to 1"),
+                Option("seed", _int(-(2**63), 2**63 - 1), 0, "random seed"),
+                Option(
+                    "slow_seconds",
+                    _float(0, 10),
+                    1.0,
+                    "real seconds of a slow answer; set the client's read timeout below it",
+                ),
+                Option(
+                    "readable_after",
+                    _float(0, 86400),
+                    40.0,
+                    "seconds (simulator clock) a 'succeeded' community stays unreadable",
+                ),
+            ),
+        ),
     )
 }
+
+
+@dataclass(frozen=True)
+class MixFault:
+    """One fault of ``fault-mix``: a single-fault scenario of the catalog with these options."""
+
+    label: str
+    scenario: str
+    options: Mapping[str, Any] = field(default_factory=dict)
+    create_only: bool = False
+
+
+MIX_FAULTS = (
+    MixFault("throttle", "throttle", {"retry_after": 2.128}),
+    MixFault("throttle-without-retry-after", "throttle", {"form": "none"}),
+    MixFault("unavailable", "server-error", {"status": 503}),
+    MixFault("unavailable-with-retry-after", "server-error", {"status": 503, "retry_after": 5}),
+    MixFault("gateway-timeout", "server-error", {"status": 504}),
+    MixFault("connection-reset", "connection-reset", {"commit": True}),
+    MixFault("dropped-answer", "connection-reset", {"commit": True, "how": "close"}),
+    MixFault("slow", "slow"),  # seconds: the mix's slow_seconds
+    MixFault("operation-failed", "operation-failed", create_only=True),
+    MixFault("operation-skipped", "operation-skipped", create_only=True),
+    # readable_after: the mix's
+    MixFault("succeeded-before-readable", "operation-succeeded-without-community", create_only=True),
+)
 
 
 def _snake(name: str) -> str:
@@ -376,6 +450,9 @@ class ActiveScenario:
     spec: ScenarioSpec
     options: dict[str, Any]
     remaining: int | None  # None = until cleared
+    # fault-mix only: requests seen per (route, method, subject), faults fired per MixFault label
+    seen: Counter[tuple[str, str, str]] = field(default_factory=Counter)
+    fired: Counter[str] = field(default_factory=Counter)
 
     @property
     def name(self) -> str:
@@ -388,18 +465,37 @@ class ActiveScenario:
         return bool(target == route)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "options": dict(self.options), "remaining": self.remaining}
+        data = {"name": self.name, "options": dict(self.options), "remaining": self.remaining}
+        if self.spec.kind == "fault-mix":
+            data["fired"] = dict(sorted(self.fired.items()))
+        return data
 
 
 @dataclass
 class ScenarioEngine:
-    """Active scenarios plus the rate limiter's request history; thread-safe."""
+    """Active scenarios plus the rate limiter's request history; thread-safe.
+
+    A fault drawn by ``fault-mix`` belongs to one request: ``draw`` keeps it for the calling thread (each
+    request is served on its own thread), where ``take_first``/``take_all`` hand it out before the active
+    scenarios, at the stage of the pipeline its kind belongs to."""
 
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _active: list[ActiveScenario] = field(default_factory=list)
     _rate_history: dict[str, deque[float]] = field(default_factory=dict)
+    _drawn: threading.local = field(default_factory=threading.local)
 
     def activate(self, name: str, options: Mapping[str, Any]) -> ActiveScenario:
+        scenario = self._build(name, options)
+        with self._lock:
+            if scenario.spec.kind in ("rate-limit", "fault-mix"):
+                self._active = [s for s in self._active if s.spec.kind != scenario.spec.kind]
+            if scenario.spec.kind == "rate-limit":
+                self._rate_history.clear()
+            self._active.append(scenario)
+        return scenario
+
+    @staticmethod
+    def _build(name: str, options: Mapping[str, Any]) -> ActiveScenario:
         spec = CATALOG.get(name)
         if spec is None:
             raise ScenarioError(f"unknown scenario {name!r}; known: {', '.join(CATALOG)}")
@@ -419,13 +515,7 @@ class ScenarioEngine:
             except ValueError as exc:
                 raise ScenarioError(f"option {raw_key!r} of scenario {name!r}: {exc}") from exc
         remaining = values.pop("times", None)
-        scenario = ActiveScenario(spec, values, remaining)
-        with self._lock:
-            if spec.kind == "rate-limit":
-                self._active = [s for s in self._active if s.spec.kind != "rate-limit"]
-                self._rate_history.clear()
-            self._active.append(scenario)
-        return scenario
+        return ActiveScenario(spec, values, remaining)
 
     def clear(self) -> None:
         with self._lock:
@@ -442,6 +532,45 @@ class ScenarioEngine:
             if scenario.remaining <= 0:
                 self._active.remove(scenario)
 
+    def draw(self, route: str, method: str, subject: Callable[[], str]) -> str | None:
+        """``fault-mix``: pick this request's fault (or none) and keep it for this thread; its label.
+
+        Call once per Graph request before the ``take_*`` calls for it. The draw depends only on the seed,
+        the route, the method, ``subject()`` (what the request is about) and how many such requests came
+        before, so each community's sequence of calls meets the same faults however clients interleave."""
+        self._drawn.scenario = None
+        with self._lock:
+            mix = next((s for s in self._active if s.spec.kind == "fault-mix"), None)
+        if mix is None or not mix.applies_to(route):
+            return None
+        about = subject()
+        with self._lock:
+            occurrence = mix.seen[(route, method, about)]
+            mix.seen[(route, method, about)] += 1
+        options = mix.options
+        rng = random.Random(f"{options['seed']}/{route}/{method}/{about}/{occurrence}")
+        if rng.random() >= float(options["rate"]):
+            return None
+        fault = rng.choice([f for f in MIX_FAULTS if route == "create" or not f.create_only])
+        values = dict(fault.options)
+        if fault.scenario == "slow":
+            values["seconds"] = options["slow_seconds"]
+        elif fault.scenario == "operation-succeeded-without-community":
+            values["readable_after"] = options["readable_after"]
+        self._drawn.scenario = self._build(fault.scenario, values)
+        with self._lock:
+            mix.fired[fault.label] += 1
+        return fault.label
+
+    def _take_drawn(
+        self, kind: Kind, route: str, condition: Callable[[ActiveScenario], bool]
+    ) -> ActiveScenario | None:
+        drawn: ActiveScenario | None = getattr(self._drawn, "scenario", None)
+        if drawn is None or drawn.spec.kind != kind or not drawn.applies_to(route) or not condition(drawn):
+            return None
+        self._drawn.scenario = None
+        return drawn
+
     def has(self, kind: Kind, route: str) -> bool:
         with self._lock:
             return any(s.spec.kind == kind and s.applies_to(route) for s in self._active)
@@ -449,7 +578,11 @@ class ScenarioEngine:
     def take_first(
         self, kind: Kind, route: str, condition: Callable[[ActiveScenario], bool] = lambda _: True
     ) -> ActiveScenario | None:
-        """The oldest active scenario of ``kind`` for ``route`` meeting ``condition``, counted as fired."""
+        """This request's drawn fault, else the oldest active scenario of ``kind`` for ``route`` meeting
+        ``condition``, counted as fired."""
+        drawn = self._take_drawn(kind, route, condition)
+        if drawn is not None:
+            return drawn
         with self._lock:
             for scenario in self._active:
                 if scenario.spec.kind == kind and scenario.applies_to(route) and condition(scenario):
@@ -460,11 +593,12 @@ class ScenarioEngine:
     def take_all(
         self, kind: Kind, route: str, condition: Callable[[ActiveScenario], bool] = lambda _: True
     ) -> list[ActiveScenario]:
+        drawn = self._take_drawn(kind, route, condition)
         with self._lock:
             fired = [s for s in self._active if s.spec.kind == kind and s.applies_to(route) and condition(s)]
             for scenario in fired:
                 self._fire(scenario)
-        return fired
+        return fired if drawn is None else [drawn, *fired]
 
     def rate_limit_wait(self, app_key: str, route: str, now: float) -> tuple[float, str] | None:
         """Count an Engage request against the rate limit; (wait seconds, Retry-After form) when over it."""

@@ -333,8 +333,14 @@ class GraphSimulator:
             self._write(handler, self._admin.handle(route, request))
             return
         entry = self._log(request, route.name, request_id)
-        if self.scenarios.take_first("fault-after", route.name, _reset_without_commit):
-            self._reset(handler)
+        fault = self.scenarios.draw(
+            route.name, request.method, lambda: self._graph.fault_subject(route.name, request)
+        )
+        with self.store.lock:
+            entry["fault"] = fault
+        reset = self.scenarios.take_first("fault-after", route.name, _reset_without_commit)
+        if reset is not None:
+            self._drop(handler, reset)
             return
         response = self._run(route, request, request_id, client_request_id)
         if 200 <= response.status < 300:
@@ -348,8 +354,9 @@ class GraphSimulator:
             elif scenario.name == "malformed-json":
                 response.body = b'{"id": "eyJfdHlwZSI6IkxvbmdSdW5uaW5nT3BlcmF0aW9uIiwiaWQi", "status": "runn'
                 response.headers["Content-Type"] = "application/json"
-        if any(s.name == "connection-reset" for s in after):
-            self._reset(handler)
+        reset = next((s for s in after if s.name == "connection-reset"), None)
+        if reset is not None:
+            self._drop(handler, reset)
             return
         with self.store.lock:
             entry["status"] = response.status
@@ -366,6 +373,7 @@ class GraphSimulator:
             "headers": {k: v for k, v in request.headers.items() if k.lower() not in SECRET_HEADERS},
             "route": route_name,
             "requestId": request_id,
+            "fault": None,  # the fault-mix fault this request got
         }
         with self.store.lock:
             self.store.request_log.append(entry)
@@ -432,9 +440,12 @@ class GraphSimulator:
         return Response.json(error.status, payload, headers, content_type="application/json")
 
     @staticmethod
-    def _reset(handler: _Handler) -> None:
-        """Close the socket with RST and no response, as a dropped connection looks to the client."""
+    def _drop(handler: _Handler, scenario: ActiveScenario) -> None:
+        """End the connection without a response: with RST (``how=reset``, a dropped connection), or closed
+        in order (``how=close``, the client sees the connection end before an answer)."""
         handler.close_connection = True
+        if scenario.options["how"] == "close":
+            return  # the server closes the connection after this request
         try:
             handler.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             handler.connection.close()

@@ -88,6 +88,10 @@ class Community:
     description: str | None
     privacy: str
     group_id: str
+    hidden_until: float | None = None  # simulator clock; Graph reads do not show it before (inf: not yet set)
+
+    def readable(self, now: float) -> bool:
+        return self.hidden_until is None or now >= self.hidden_until
 
     def to_graph(self) -> dict[str, Any]:
         return {
@@ -110,6 +114,7 @@ class OperationScript:
     in_progress_status: str  # what polls 2..n-1 show ("running", "inProgress", or an unknown string)
     status_detail: str | None
     community_exists: bool  # False for "succeeded" with nothing behind it
+    readable_after: float | None = None  # the community is readable this long after the first "succeeded"
 
 
 @dataclass
@@ -118,6 +123,7 @@ class Operation:
     created: float
     script: OperationScript
     community_id: str | None
+    display_name: str
     polls: int = 0
     status: str = "notStarted"
     last_action: float = 0.0
@@ -180,11 +186,18 @@ class Store:
             return next((u for u in self.users.values() if u.user_principal_name.lower() == key), None)
 
     def new_community(
-        self, display_name: str, description: str | None, privacy: str, owner_ids: list[str]
+        self,
+        display_name: str,
+        description: str | None,
+        privacy: str,
+        owner_ids: list[str],
+        hidden_until: float | None = None,
     ) -> Community:
         with self.lock:
             community_id = self.new_community_id()
-            community = Community(community_id, display_name, description, privacy, str(uuid.uuid4()))
+            community = Community(
+                community_id, display_name, description, privacy, str(uuid.uuid4()), hidden_until
+            )
             self.communities[community_id] = community
             self.group_owners[community.group_id] = list(owner_ids)
             # Engage community admins are members of the connected Microsoft 365 group too.
@@ -195,11 +208,13 @@ class Store:
         with self.lock:
             return b64url_json_id({"_type": "Group", "id": str(next(self._numeric_ids))})
 
-    def new_operation(self, now: float, script: OperationScript, community_id: str | None) -> Operation:
+    def new_operation(
+        self, now: float, script: OperationScript, community_id: str | None, display_name: str
+    ) -> Operation:
         op_id = b64url_json_id(
             {"_type": "LongRunningOperation", "id": str(uuid.uuid4()), "operation": "CreateCommunity"}
         )
-        operation = Operation(op_id, now, script, community_id, last_action=now)
+        operation = Operation(op_id, now, script, community_id, display_name, last_action=now)
         with self.lock:
             self.operations[op_id] = operation
         return operation

@@ -245,16 +245,16 @@ class _Provisioning:
         references = list(dict.fromkeys([*spec.owners, *spec.members]))
         users = yield from self.call_graph_or_fail(steps.RESOLVE_USERS, references, "resolving users")
         resolved, not_found = users.resolved, users.not_found
-        for owner in spec.owners:
+        for position, owner in enumerate(spec.owners):
             if owner in not_found:
-                raise workflow.owner_not_found(owner, not_found[owner])
+                raise workflow.owner_not_found(position, not_found[owner])
         state.owner_ids = list(dict.fromkeys(resolved[owner] for owner in spec.owners))
-        for member in spec.members:
+        for position, member in enumerate(spec.members):
             if member in resolved:
                 state.member_ids[member] = resolved[member]
             else:
                 state.members_failed.append(
-                    {"id": member, "error": workflow.member_error_text(not_found[member])}
+                    {"index": position, "error": workflow.member_error_text(not_found[member])}
                 )
 
     def check_name(self) -> Steps:
@@ -341,12 +341,19 @@ class _Provisioning:
         state = self.state
         if not state.create_uncertain or state.community is None:
             return
-        found = yield from self.call_graph_or_fail(
-            steps.FIND_COMMUNITIES,
-            self.input.request.display_name,
-            "looking for duplicate communities",
-            CallKind.FOLLOW_UP,
-        )
+        try:
+            found = yield from self.call_graph_or_fail(
+                steps.FIND_COMMUNITIES,
+                self.input.request.display_name,
+                "looking for duplicate communities",
+                CallKind.FOLLOW_UP,
+            )
+        except workflow.CanceledError:
+            raise
+        except WorkflowError as failure:
+            # The request has its community: a check that cannot be made must not fail it.
+            self.log(logging.WARNING, "could not look for duplicate communities: %s", failure.message)
+            return
         ours = state.community["id"]
         state.possible_duplicates = [
             community.id
@@ -482,14 +489,19 @@ class _Provisioning:
         state.phase = Phase.ADDING_MEMBERS
         self.publish()
         group_id = (state.community or {}).get("groupId")
-        reference_of = {user_id: reference for reference, user_id in state.member_ids.items()}
+        # Documents name members by position and object id, never by the UPN the caller gave.
+        positions = {reference: position for position, reference in enumerate(self.input.request.members)}
+        index_of = {user_id: positions[reference] for reference, user_id in state.member_ids.items()}
+
+        def failed(user_id: str, error: str) -> dict[str, Any]:
+            return {"index": index_of[user_id], "id": user_id, "error": error}
+
         if not group_id:
-            for reference in state.member_ids:
-                state.members_failed.append(
-                    {"id": reference, "error": "the community has no Microsoft 365 group"}
-                )
+            state.members_failed.extend(
+                failed(user_id, "the community has no Microsoft 365 group") for user_id in index_of
+            )
             return
-        for batch in workflow.member_batches(list(reference_of)):
+        for batch in workflow.member_batches(list(index_of)):
             try:
                 outcome = yield from self.call_graph(
                     steps.ADD_MEMBERS, {"groupId": group_id, "userIds": batch}, "adding members"
@@ -500,17 +512,14 @@ class _Provisioning:
             except WorkflowError as gave_up:  # one batch failing is not fatal for the request
                 failure = gave_up.message
             if failure is not None:
-                state.members_failed.extend(
-                    {"id": reference_of[user_id], "error": failure} for user_id in batch
-                )
+                state.members_failed.extend(failed(user_id, failure) for user_id in batch)
             else:
                 result = outcome.unwrap()
                 # Already a member counts as added; keep the request's order.
                 added = {*result.added, *result.already_members}
-                state.members_added.extend(reference_of[user_id] for user_id in batch if user_id in added)
+                state.members_added.extend(user_id for user_id in batch if user_id in added)
                 state.members_failed.extend(
-                    {"id": reference_of[user_id], "error": workflow.member_error_text(error)}
-                    for user_id, error in result.failed
+                    failed(user_id, workflow.member_error_text(error)) for user_id, error in result.failed
                 )
             self.publish()
 

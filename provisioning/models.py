@@ -567,8 +567,11 @@ class StatusRequest(_DocumentModel):
     display_name: str = Field(alias="displayName", examples=["Contoso Engineering"])
     description: str | None = Field(default=None, alias="description")
     privacy: Privacy = Field(default="private", alias="privacy")
-    owners: list[str] = Field(default_factory=list, alias="owners")
-    members: list[str] = Field(default_factory=list, alias="members")
+    # Counts, not the users: user principal names are personal data and never leave the app in a document.
+    owner_count: int = Field(default=0, alias="ownerCount", description="How many owners the request named.")
+    member_count: int = Field(
+        default=0, alias="memberCount", description="How many members the request named."
+    )
 
     @classmethod
     def from_spec(cls, spec: CommunitySpec) -> StatusRequest:
@@ -576,8 +579,8 @@ class StatusRequest(_DocumentModel):
             display_name=spec.display_name,
             description=spec.description,
             privacy=spec.privacy,
-            owners=list(spec.owners),
-            members=list(spec.members),
+            owner_count=len(spec.owners),
+            member_count=len(spec.members),
         )
 
 
@@ -603,12 +606,17 @@ class CommunityInfo(_DocumentModel):
 
 
 class MemberFailure(_DocumentModel):
-    id: str = Field(alias="id", description="The user as given in the request.")
+    index: int = Field(alias="index", description="The user's position in the request's `members` (from 0).")
+    id: str | None = Field(
+        default=None, alias="id", description="The user's Entra object id, when the user was found."
+    )
     error: str = Field(alias="error", description="Why the user could not be added.")
 
 
 class MemberResults(_DocumentModel):
-    added: list[str] = Field(default_factory=list, alias="added")
+    added: list[str] = Field(
+        default_factory=list, alias="added", description="Entra object ids of the members added."
+    )
     failed: list[MemberFailure] = Field(default_factory=list, alias="failed")
 
 

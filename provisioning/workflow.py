@@ -251,9 +251,12 @@ def rejected(error: GraphError, step: str) -> WorkflowError:
     )
 
 
-def owner_not_found(owner: str, error: GraphError) -> WorkflowError:
+def owner_not_found(position: int, error: GraphError) -> WorkflowError:
+    """Names the owner by position: a user principal name is personal data and stays out of documents."""
     return WorkflowError(
-        ErrorCode.USER_NOT_FOUND, f"owner {owner!r} was not found in Entra ID", error.request_id
+        ErrorCode.USER_NOT_FOUND,
+        f"owners[{position}] was not found in Entra ID",
+        error.request_id,
     )
 
 
@@ -317,7 +320,7 @@ class WorkflowState:
     phase: Phase = Phase.RESOLVING_USERS
     status: RequestStatus = RequestStatus.RUNNING
     owner_ids: list[str] = field(default_factory=list)
-    member_ids: dict[str, str] = field(default_factory=dict)  # as given -> object id
+    member_ids: dict[str, str] = field(default_factory=dict)  # as given -> object id (never rendered)
     existing_community_ids: list[str] = field(default_factory=list)
     create_attempts: int = 0
     create_uncertain: bool = False  # a create may have reached Graph without its answer: check for duplicates
@@ -331,8 +334,8 @@ class WorkflowState:
     retry_after_seconds: float | None = None  # last Retry-After (create, check, 429): sets the next wait
     resource_id: str | None = None
     community: dict[str, Any] | None = None
-    members_added: list[str] = field(default_factory=list)
-    members_failed: list[dict[str, str]] = field(default_factory=list)
+    members_added: list[str] = field(default_factory=list)  # object ids
+    members_failed: list[dict[str, Any]] = field(default_factory=list)  # index in the request, object id?
     error: dict[str, Any] | None = None
     callback: CallbackState = CallbackState.NONE
     executions: int = 1
@@ -373,8 +376,8 @@ class WorkflowState:
                 "displayName": spec.display_name,
                 "description": spec.description,
                 "privacy": spec.privacy,
-                "owners": list(spec.owners),
-                "members": list(spec.members),
+                "ownerCount": len(spec.owners),
+                "memberCount": len(spec.members),
             },
             "callback": self.callback.value,
         }

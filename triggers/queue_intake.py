@@ -51,6 +51,9 @@ MAX_RESULT_BYTES = 46 * 1024
 MAX_ECHOED_MESSAGE_CHARS = 16 * 1024
 _TRUNCATED = "... (truncated)"
 _URL = re.compile(r"https?://[^\s\"'<>]+", re.IGNORECASE)
+# What a user looks like in free text (a UPN or mail address), and what the echo shows instead.
+_UPN = re.compile(r"[^\s\"'<>@,;]+@[^\s\"'<>@,;]+")
+HIDDEN_USER = "<user>"
 
 
 @bp.queue_trigger(arg_name="message", queue_name="%PROVISIONING_QUEUE%", connection=STORAGE_CONNECTION)
@@ -144,6 +147,14 @@ def _original_message(body: bytes, max_bytes: int = MAX_RESULT_BYTES) -> Any:
     original = _parsed(body)
     if isinstance(original, dict) and isinstance(original.get("callbackUrl"), str):
         original = {**original, "callbackUrl": redact_url(original["callbackUrl"])}
+    if isinstance(original, dict):
+        # User principal names are personal data: the echo keeps each user's position, not the user.
+        original = {
+            **original,
+            **{key: _hidden_users(original[key]) for key in ("owners", "members") if key in original},
+        }
+    elif isinstance(original, str):
+        original = _UPN.sub(HIDDEN_USER, original)
     text = original if isinstance(original, str) else json.dumps(original, ensure_ascii=False)
     if len(text) <= MAX_ECHOED_MESSAGE_CHARS and _json_size(original) <= max_bytes:
         return original
@@ -152,6 +163,12 @@ def _original_message(body: bytes, max_bytes: int = MAX_RESULT_BYTES) -> Any:
     while keep and (size := _json_size(text[:keep] + _TRUNCATED)) > max_bytes:
         keep = min(keep - 1, keep * max_bytes // size)
     return text[:keep] + _TRUNCATED
+
+
+def _hidden_users(value: Any) -> Any:
+    if isinstance(value, list):
+        return [HIDDEN_USER for _ in value]
+    return HIDDEN_USER if value is not None else None
 
 
 def _json_size(value: Any) -> int:

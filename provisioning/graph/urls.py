@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 from provisioning.settings import validate_graph_base_url
 
@@ -27,9 +28,15 @@ def origin_of(url: str) -> tuple[str, str, int] | None:
     return scheme, parts.hostname.lower(), port
 
 
+# A user segment of a path: /users/{id or UPN} and /users('{UPN}'). UPNs are personal data.
+_USER_SEGMENT = re.compile(r"(/users)(?:/[^/]+|\('[^']*'\))", re.IGNORECASE)
+
+
 def path_for_log(url: str) -> str:
-    """Only the path of a URL: query strings (skip tokens, whatever an operation URL carries) stay out."""
-    return urlsplit(url).path or "/"
+    """Only the path of a URL, with user names and ids left out: query strings (skip tokens, whatever an
+    operation URL carries) and user principal names (personal data) never reach the logs."""
+    path = urlsplit(url).path or "/"
+    return _USER_SEGMENT.sub(r"\1/{user}", unquote(path))
 
 
 @dataclass(frozen=True)

@@ -510,6 +510,10 @@ def test_several_scenarios_at_once(
         ("server-error", {"status": 200}),
         ("slow", {"seconds": 60}),
         ("connection-reset", {"commit": "maybe"}),
+        ("connection-reset", {"how": "slam"}),
+        ("operation-succeeded-without-community", {"readable_after": "soon"}),
+        ("fault-mix", {"rate": 1.5}),
+        ("fault-mix", {"seed": "random"}),
         ("throttle", {"route": "elsewhere"}),
     ],
 )
@@ -555,4 +559,5 @@ def test_catalog_is_complete() -> None:
         "slow",
         "malformed-json",
         "rate-limit",
+        "fault-mix",
     }

@@ -61,7 +61,7 @@ def running_custom_status(next_check_at: str | None = None) -> dict[str, Any]:
         "phase": "waiting-for-graph",
         "createdAt": "2026-01-01T09:59:00Z",
         "lastUpdatedAt": "2026-01-01T09:59:30Z",
-        "request": {"displayName": "Team", "privacy": "private", "owners": ["a@contoso.com"], "members": []},
+        "request": {"displayName": "Team", "privacy": "private", "ownerCount": 1, "memberCount": 0},
         "operation": {"status": "running", "checks": 2},
         "callback": "pending",
     }
@@ -98,7 +98,7 @@ def test_running_without_progress_renders_a_minimal_document_from_the_input(runt
         "status": "Running",
         "createdAt": "2026-01-01T09:59:00Z",
         "lastUpdatedAt": "2026-01-01T09:59:00Z",
-        "request": {"displayName": "Team", "privacy": "private", "owners": ["a@contoso.com"], "members": []},
+        "request": {"displayName": "Team", "privacy": "private", "ownerCount": 1, "memberCount": 0},
         "callback": "pending",
     }
     assert_no_secrets(answer)

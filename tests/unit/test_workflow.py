@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -199,9 +200,9 @@ def test_user_not_found_is_a_permanent_404_or_400(status: int, expected: bool) -
 
 def test_owner_not_found_and_member_error_texts() -> None:
     error = graph_error("permanent", httpStatus=404, requestId="rid-404", message="not found")
-    failure = workflow.owner_not_found("ghost@contoso.com", error)
+    failure = workflow.owner_not_found(1, error)
     assert failure.code is ErrorCode.USER_NOT_FOUND
-    assert "ghost@contoso.com" in failure.message
+    assert failure.message == "owners[1] was not found in Entra ID"  # by position: a UPN is personal data
     assert failure.graph_request_id == "rid-404"
     assert workflow.member_error_text(error) == "user not found"
     assert workflow.member_error_text(
@@ -292,8 +293,8 @@ def test_running_document_shows_progress_but_never_the_operation_url() -> None:
             "displayName": "Contoso Engineering",
             "description": "News",
             "privacy": "private",
-            "owners": ["adele@contoso.com"],
-            "members": ["alex@contoso.com", "6f1b6c0e-2b1d-4c7e-9a43-6c0f4c3d2a11"],
+            "ownerCount": 1,
+            "memberCount": 2,
         },
         "operation": {"status": "unknownFutureValue", "checks": 3, "nextCheckAt": "2026-01-01T10:00:30Z"},
         "callback": "pending",
@@ -307,12 +308,19 @@ def test_final_documents_for_success_and_failure() -> None:
     state.phase = Phase.DONE
     state.status = RequestStatus.SUCCEEDED
     state.community = {"id": "c1", "displayName": "Contoso", "privacy": "private", "groupId": "g1"}
-    state.members_added = ["alex@contoso.com"]
-    state.members_failed = [{"id": "6f1b6c0e-2b1d-4c7e-9a43-6c0f4c3d2a11", "error": "user not found"}]
+    state.members_added = ["6f1b6c0e-2b1d-4c7e-9a43-6c0f4c3d2a11"]
+    state.members_failed = [{"index": 0, "error": "user not found"}]
     document = state.document(provisioning_input, NOW)
     assert document["status"] == "Succeeded"
     assert document["community"]["groupId"] == "g1"
-    assert document["members"]["added"] == ["alex@contoso.com"]
+    assert document["members"] == {
+        "added": ["6f1b6c0e-2b1d-4c7e-9a43-6c0f4c3d2a11"],
+        "failed": [{"index": 0, "error": "user not found"}],
+    }
+    # The request is echoed without its users: user principal names are personal data.
+    assert document["request"]["ownerCount"] == 1
+    assert document["request"]["memberCount"] == 2
+    assert "alex@contoso.com" not in json.dumps(document)
     assert document["requestId"] == "item-7"
     assert "error" not in document
 
@@ -335,8 +343,9 @@ def test_custom_status_of_a_large_request_fits_durables_limit() -> None:
         make_input(request={**make_input()["request"], "members": members})
     )
     state.phase = Phase.ADDING_MEMBERS
-    state.members_added = members[:600]
-    state.members_failed = [{"id": member, "error": "user not found"} for member in members[600:]]
+    object_ids = [str(uuid.UUID(int=n)) for n in range(1000)]
+    state.members_added = object_ids[:600]
+    state.members_failed = [{"index": n, "error": "user not found"} for n in range(600, 1000)]
     document = state.document(provisioning_input, NOW)
     fitted = workflow.fit_custom_status(document)
 
@@ -344,7 +353,7 @@ def test_custom_status_of_a_large_request_fits_durables_limit() -> None:
     assert "request" not in fitted
     assert "members" not in fitted
     assert fitted["phase"] == "adding-members"
-    assert document["members"]["added"] == members[:600]  # the document itself is complete
+    assert document["members"]["added"] == object_ids[:600]  # the document itself is complete
 
 
 def test_result_message_of_a_large_request_fits_a_queue_message() -> None:
@@ -354,12 +363,14 @@ def test_result_message_of_a_large_request_fits_a_queue_message() -> None:
     )
     state.phase = Phase.DONE
     state.status = RequestStatus.SUCCEEDED
-    state.members_added = members
+    object_ids = [str(uuid.UUID(int=n)) for n in range(1000)]
+    state.members_added = object_ids
+    state.members_failed = [{"index": n, "error": "user not found " + "x" * 40} for n in range(1000)]
     message = workflow.fit_result_message(state.document(provisioning_input, NOW))
 
     assert len(base64.b64encode(json.dumps(message).encode())) <= 64 * 1024
     assert "request" not in message
-    assert message["members"]["added"] == members  # what the consumer needs most stays
+    assert "members" not in message  # what does not fit is left out; the status URL has everything
 
 
 def test_documents_of_normal_requests_are_not_cut() -> None:
