@@ -12,8 +12,7 @@ from typing import Any
 
 import azure.durable_functions as df
 
-from provisioning import steps
-from provisioning.graph import get_graph_client
+from provisioning import graph, steps
 from provisioning.settings import get_settings
 from provisioning.workflow import WorkflowSettings
 
@@ -28,12 +27,12 @@ def load_workflow_settings(unused: Any) -> dict:
 
 @bp.activity_trigger(input_name="references", activity=steps.RESOLVE_USERS.name)
 def resolve_users(references: list) -> dict:
-    return steps.RESOLVE_USERS.run(get_graph_client(), references)
+    return steps.RESOLVE_USERS.run(graph.get_graph_client(), references)
 
 
 @bp.activity_trigger(input_name="display_name", activity=steps.FIND_COMMUNITIES.name)
 def find_communities(display_name: str) -> dict:
-    return steps.FIND_COMMUNITIES.run(get_graph_client(), display_name)
+    return steps.FIND_COMMUNITIES.run(graph.get_graph_client(), display_name)
 
 
 @bp.activity_trigger(input_name="request", activity=steps.CREATE_COMMUNITY.name)
@@ -43,19 +42,19 @@ async def create_community(request: dict, client: df.DurableOrchestrationClient)
     if not await steps.claim_create_try(client, request["requestId"], request["tryId"]):
         return {"error": steps.REPEATED_CREATE_ATTEMPT.to_dict()}
     # The Graph client blocks: keep it off the worker's event loop.
-    return await asyncio.to_thread(steps.CREATE_COMMUNITY.run, get_graph_client(), request)
+    return await asyncio.to_thread(steps.CREATE_COMMUNITY.run, graph.get_graph_client(), request)
 
 
 @bp.activity_trigger(input_name="operation_url", activity=steps.GET_OPERATION_STATUS.name)
 def get_operation_status(operation_url: str) -> dict:
-    return steps.GET_OPERATION_STATUS.run(get_graph_client(), operation_url)
+    return steps.GET_OPERATION_STATUS.run(graph.get_graph_client(), operation_url)
 
 
 @bp.activity_trigger(input_name="community_id", activity=steps.GET_COMMUNITY.name)
 def get_community(community_id: str) -> dict:
-    return steps.GET_COMMUNITY.run(get_graph_client(), community_id)
+    return steps.GET_COMMUNITY.run(graph.get_graph_client(), community_id)
 
 
 @bp.activity_trigger(input_name="batch", activity=steps.ADD_MEMBERS.name)
 def add_members(batch: dict) -> dict:
-    return steps.ADD_MEMBERS.run(get_graph_client(), batch)
+    return steps.ADD_MEMBERS.run(graph.get_graph_client(), batch)

@@ -9,13 +9,14 @@ import json
 import azure.durable_functions as df
 import azure.functions as func
 
-from provisioning.notify import deliver_callback as post_callback
-
 bp = df.Blueprint()
 
 
 @bp.activity_trigger(input_name="delivery")
 def deliver_callback(delivery: dict) -> dict:
+    # Imported on first use: requests is not needed to index the app or answer the first POST.
+    from provisioning.notify import deliver_callback as post_callback
+
     return post_callback(delivery["url"], delivery["document"])
 
 

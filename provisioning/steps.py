@@ -12,18 +12,20 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from provisioning.graph import (
     Community,
     CreatedOperation,
     ErrorKind,
-    GraphClient,
     GraphError,
     MemberAddResult,
     OperationStatus,
 )
 from provisioning.intake import DurableClient, read_status
+
+if TYPE_CHECKING:
+    from provisioning.graph import GraphClient
 
 T = TypeVar("T")
 

@@ -9,21 +9,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import azure.durable_functions as df
 import azure.functions as func
 
 from provisioning import batch_workflow as batches
-from provisioning.batches import (
-    BatchRequest,
-    BatchTooLargeError,
-    BatchValidationError,
-    UnsupportedMediaTypeError,
-    batch_hash,
-    parse_batch,
-)
 from provisioning.idempotency import IDEMPOTENCY_KEY_HEADER, body_hash, validate_idempotency_key
 from provisioning.intake import StartFailedError, StartOutcome, read_status, start_instance_once
 from provisioning.models import ProvisioningInput, RequestValidationError
@@ -32,6 +24,9 @@ from provisioning.settings import Settings, get_settings
 from provisioning.status import HttpAnswer, document_from_durable, instance_input, utc_timestamp
 from triggers.answers import problem_answer, respond, retry_later
 from triggers.http_api import status_url_for
+
+if TYPE_CHECKING:
+    from provisioning.batches import BatchRequest
 
 logger = logging.getLogger(__name__)
 bp = df.Blueprint()
@@ -46,6 +41,14 @@ MAX_PAGE_SIZE = 1000
 @bp.durable_client_input(client_name="client")
 async def start_batch(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     """POST /api/communities/batches: validate every item (all or nothing), then start the batch once."""
+    # Imported here, not at indexing: only this route parses batches.
+    from provisioning.batches import (
+        BatchTooLargeError,
+        BatchValidationError,
+        UnsupportedMediaTypeError,
+        parse_batch,
+    )
+
     settings = get_settings()
     try:
         batch = parse_batch(req.get_body(), req.headers.get("Content-Type"))
@@ -144,6 +147,8 @@ async def cancel_batch(req: func.HttpRequest, client: df.DurableOrchestrationCli
 
 def batch_input(batch: BatchRequest, batch_id: str, key: str | None) -> dict[str, Any]:
     """The batch orchestration's input: the batch and, for every item, the input of its own request."""
+    from provisioning.batches import batch_hash
+
     created_at = utc_timestamp(datetime.now(UTC))
     items = [
         ProvisioningInput(

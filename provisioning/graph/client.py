@@ -26,15 +26,13 @@ from urllib3.util.retry import Retry
 from provisioning.settings import get_settings
 
 from .errors import ErrorKind, GraphError, classify_status, parse_error_body, parse_retry_after
-from .models import Community, CreatedOperation, MemberAddResult
+from .models import MEMBERS_PER_REQUEST, Community, CreatedOperation, MemberAddResult
 from .operation import OperationStatus
 from .urls import GraphEndpoint, path_for_log
 from .version import USER_AGENT
 
 logger = logging.getLogger(__name__)
 
-# Graph accepts at most 20 directory objects per members@odata.bind request.
-MEMBERS_PER_REQUEST = 20
 # A server that keeps handing out next links must not keep us paging forever.
 MAX_PAGES = 500
 _GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")

@@ -8,6 +8,9 @@ from typing import Any
 
 from .errors import GraphError
 
+# Graph accepts at most 20 directory objects per members@odata.bind request.
+MEMBERS_PER_REQUEST = 20
+
 
 @dataclass(frozen=True)
 class CreatedOperation:

@@ -457,3 +457,9 @@ def test_connector_security_is_the_function_key_header_and_matches_api_propertie
     assert key["type"] == "securestring"
     assert key["uiDefinition"]["constraints"]["required"] == "true"
     assert key["uiDefinition"]["constraints"]["clearText"] is False
+
+
+def test_the_openapi_route_is_the_documented_path() -> None:
+    from triggers import openapi as openapi_trigger
+
+    assert "/" + openapi_trigger.ROUTE == openapi.OPENAPI_PATH
