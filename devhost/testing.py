@@ -410,3 +410,29 @@ def port_open(port: int) -> bool:
     with socket.socket() as sock:
         sock.settimeout(0.2)
         return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+class HoldFirstStart:
+    """A `DurableEngine.start_hook` for tests of racing starts: the first start it sees (of the instances
+    ``holds`` selects) waits between its check and its write until ``release`` is set."""
+
+    def __init__(
+        self, holds: Callable[[str], bool] = lambda instance_id: True, timeout: float = 20.0
+    ) -> None:
+        self.calls = 0
+        self.held = threading.Event()
+        self.release = threading.Event()
+        self._holds = holds
+        self._timeout = timeout
+        self._lock = threading.Lock()
+
+    def __call__(self, instance_id: str) -> None:
+        if not self._holds(instance_id):
+            return
+        with self._lock:
+            self.calls += 1
+            first = self.calls == 1
+        if first:
+            self.held.set()
+            if not self.release.wait(self._timeout):
+                raise AssertionError(f"the held start of {instance_id} was never released")

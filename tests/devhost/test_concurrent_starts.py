@@ -15,7 +15,6 @@ the first start between its check and its write, which makes the race determinis
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -24,27 +23,8 @@ import pytest
 import requests
 
 from devhost.durable.history import EventType
-from devhost.testing import DevHost
+from devhost.testing import DevHost, HoldFirstStart
 from tests.devhost.apps import durable_app
-
-
-class HoldFirstStart:
-    """A `start_hook` that keeps the first start it sees waiting until `release` is set."""
-
-    def __init__(self) -> None:
-        self.calls = 0
-        self.held = threading.Event()
-        self.release = threading.Event()
-        self._lock = threading.Lock()
-
-    def __call__(self, instance_id: str) -> None:
-        with self._lock:
-            self.calls += 1
-            first = self.calls == 1
-        if first:
-            self.held.set()
-            if not self.release.wait(10):
-                raise AssertionError(f"the held start of {instance_id} was never released")
 
 
 def _start(host: DevHost, name: str, body: Any, instance_id: str) -> requests.Response:

@@ -16,36 +16,15 @@ from typing import Any
 import pytest
 import requests
 
+from devhost.testing import HoldFirstStart
 from provisioning.idempotency import body_hash, instance_id_for_key, is_request_id
 from provisioning.models import ORCHESTRATOR_NAME, ProvisioningInput, validate_request
 from tests.e2e.workflow_env import QueueEnv, WorkflowEnv, request_body
 
 
-class HoldFirstStart:
-    """A `start_hook` that keeps the first request start it sees waiting until `release` is set (the create
-    steps' marker instances start too, and are let through)."""
-
-    def __init__(self) -> None:
-        self.calls = 0
-        self.held = threading.Event()
-        self.release = threading.Event()
-        self._lock = threading.Lock()
-
-    def __call__(self, instance_id: str) -> None:
-        if not is_request_id(instance_id):
-            return
-        with self._lock:
-            self.calls += 1
-            first = self.calls == 1
-        if first:
-            self.held.set()
-            if not self.release.wait(20):
-                raise AssertionError(f"the held start of {instance_id} was never released")
-
-
 def post_together(env: WorkflowEnv, bodies: list[dict[str, Any]], key: str) -> list[requests.Response]:
     """POST every body with one Idempotency-Key from its own thread, all released at once."""
-    hold = HoldFirstStart()
+    hold = HoldFirstStart(is_request_id)
     env.host.engine.start_hook = hold
     barrier = threading.Barrier(len(bodies))
 
@@ -103,7 +82,7 @@ def test_one_body_twice_with_one_key_at_once_is_one_request_and_two_202(env: Wor
 @pytest.mark.azurite
 def test_queue_message_whose_start_loses_to_another_worker_is_rejected_as_conflict(queues: QueueEnv) -> None:
     env = queues.env
-    hold = HoldFirstStart()
+    hold = HoldFirstStart(is_request_id)
     env.host.engine.start_hook = hold
     queues.requests_queue.send_message(
         json.dumps({**request_body(name="Queue Alpha"), "requestId": "race-1"})
