@@ -19,12 +19,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from provisioning.idempotency import REQUEST_ID_PREFIX
-from provisioning.models import CallbackState, RequestStatus, Source
+from provisioning.idempotency import REQUEST_ID_PREFIX, body_hash
+from provisioning.models import CallbackState, ProvisioningInput, RequestStatus, Source
 from provisioning.workflow import to_iso
 
+if TYPE_CHECKING:
+    from provisioning.batches import BatchRequest
+
+BATCH_ORCHESTRATOR = "provision_batch"
 BATCH_ID_PREFIX = "batch-"
 _HASH_HEX_DIGITS = 32
 _BATCH_ID = re.compile(rf"^{BATCH_ID_PREFIX}[0-9a-f]{{{_HASH_HEX_DIGITS}}}$")
@@ -60,6 +64,34 @@ def batch_id_for_key(key: str, source: Source) -> str:
 
 def is_batch_id(value: str) -> bool:
     return bool(_BATCH_ID.match(value))
+
+
+def batch_input(
+    batch: BatchRequest, batch_id: str, source: Source, key: str | None, created_at: str
+) -> dict[str, Any]:
+    """The batch orchestration's input: the batch and, for every item, the input of its own request. Items
+    send no result message of their own (the batch sends one), so they are started as HTTP requests."""
+    from provisioning.batches import batch_hash
+
+    items = [
+        ProvisioningInput(
+            request_id=item_request_id(batch_id, index),
+            source="http",
+            request=item.spec(),
+            created_at=created_at,
+            body_hash=body_hash(item),
+        ).to_json()
+        for index, item in enumerate(batch.items)
+    ]
+    return {
+        "batchId": batch_id,
+        "source": source,
+        "createdAt": created_at,
+        "callbackUrl": batch.callback_url,
+        "bodyHash": batch_hash(batch),
+        "idempotencyKey": key,
+        "items": items,
+    }
 
 
 def item_request_id(batch_id: str, index: int) -> str:

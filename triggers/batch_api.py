@@ -9,30 +9,26 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import quote
 
 import azure.durable_functions as df
 import azure.functions as func
 
 from provisioning import batch_workflow as batches
-from provisioning.idempotency import IDEMPOTENCY_KEY_HEADER, body_hash, validate_idempotency_key
+from provisioning.idempotency import IDEMPOTENCY_KEY_HEADER, validate_idempotency_key
 from provisioning.intake import StartFailedError, StartOutcome, read_status, start_instance_once
-from provisioning.models import ProvisioningInput, RequestValidationError
+from provisioning.models import RequestValidationError
 from provisioning.problems import ProblemCode, problem, validation_problem
 from provisioning.settings import Settings, get_settings
 from provisioning.status import HttpAnswer, document_from_durable, instance_input, utc_timestamp
 from triggers.answers import problem_answer, respond, retry_later
 from triggers.http_api import status_url_for
 
-if TYPE_CHECKING:
-    from provisioning.batches import BatchRequest
-
 logger = logging.getLogger(__name__)
 bp = df.Blueprint()
 
 BATCH_ROUTE = "communities/batches"
-BATCH_ORCHESTRATOR = "provision_batch"
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
 
@@ -68,10 +64,10 @@ async def start_batch(req: func.HttpRequest, client: df.DurableOrchestrationClie
 
     batch_id = batches.batch_id_for_key(key, "http") if key is not None else batches.new_batch_id()
     batch_url = batch_url_for(req, batch_id, settings)
-    orchestration_input = batch_input(batch, batch_id, key)
+    orchestration_input = batches.batch_input(batch, batch_id, "http", key, utc_timestamp(datetime.now(UTC)))
     try:
         result = await start_instance_once(
-            client, BATCH_ORCHESTRATOR, batch_id, orchestration_input, orchestration_input["bodyHash"]
+            client, batches.BATCH_ORCHESTRATOR, batch_id, orchestration_input, orchestration_input["bodyHash"]
         )
     except StartFailedError:
         logger.exception("could not start batch %s", batch_id)
@@ -143,32 +139,6 @@ async def cancel_batch(req: func.HttpRequest, client: df.DurableOrchestrationCli
     document["cancelRequested"] = True
     headers = {"Location": batch_url, "Retry-After": str(settings.status_poll_interval_seconds)}
     return respond(HttpAnswer(202, document, headers))
-
-
-def batch_input(batch: BatchRequest, batch_id: str, key: str | None) -> dict[str, Any]:
-    """The batch orchestration's input: the batch and, for every item, the input of its own request."""
-    from provisioning.batches import batch_hash
-
-    created_at = utc_timestamp(datetime.now(UTC))
-    items = [
-        ProvisioningInput(
-            request_id=batches.item_request_id(batch_id, index),
-            source="http",  # items send no result message of their own: the batch sends one
-            request=item.spec(),
-            created_at=created_at,
-            body_hash=body_hash(item),
-        ).to_json()
-        for index, item in enumerate(batch.items)
-    ]
-    return {
-        "batchId": batch_id,
-        "source": "http",
-        "createdAt": created_at,
-        "callbackUrl": batch.callback_url,
-        "bodyHash": batch_hash(batch),
-        "idempotencyKey": key,
-        "items": items,
-    }
 
 
 def batch_url_for(req: func.HttpRequest, batch_id: str, settings: Settings) -> str:

@@ -1,5 +1,8 @@
 """Queue intake: a message on ``%PROVISIONING_QUEUE%`` starts a request, at most once per ``requestId``.
 
+A message with ``items`` (and a ``requestId``) starts a batch instead, with the same rules as
+``POST /api/communities/batches`` (JSON), and the batch writes one result message when it has settled.
+
 * Invalid message: not retried (retrying cannot fix it). A ``Rejected`` status document with the field errors
   and the original message goes to ``%RESULTS_QUEUE%``, and the function succeeds.
 * Same ``requestId`` again with the same content: nothing is started or written; the running (or finished)
@@ -22,9 +25,10 @@ from typing import Any
 import azure.durable_functions as df
 import azure.functions as func
 
+from provisioning import batch_workflow as batches
 from provisioning.callbacks import redact_url
 from provisioning.idempotency import body_hash, instance_id_for_key, new_instance_id
-from provisioning.intake import StartOutcome, start_once
+from provisioning.intake import StartOutcome, start_instance_once, start_once
 from provisioning.models import (
     MAX_REQUEST_ID_LENGTH,
     ErrorCode,
@@ -64,6 +68,10 @@ async def intake_community_request(
 ) -> None:
     body = message.get_body()
     now = utc_timestamp(datetime.now(UTC))
+    batch_message = _batch_message(body)
+    if batch_message is not None:
+        await _start_batch(batch_message, body, now, results, client)
+        return
     try:
         request = validate_request(body, source="queue")
     except RequestValidationError as err:
@@ -96,6 +104,50 @@ async def intake_community_request(
         results.set(document.model_dump_json(by_alias=True, exclude_none=True))
 
 
+def _batch_message(body: bytes) -> dict[str, Any] | None:
+    """The message as a JSON object when it is a batch (it has ``items``), else None."""
+    try:
+        parsed = parse_json_body(body)
+    except RequestValidationError:
+        return None  # the single-request path reports what is wrong with it
+    return parsed if isinstance(parsed, dict) and "items" in parsed else None
+
+
+async def _start_batch(
+    data: dict[str, Any], body: bytes, now: str, results: func.Out[str], client: df.DurableOrchestrationClient
+) -> None:
+    from provisioning.batches import BatchValidationError, parse_batch
+
+    request_id = data.get("requestId")
+    errors: list[dict[str, str]] = []
+    if not isinstance(request_id, str) or not 0 < len(request_id.strip()) <= MAX_REQUEST_ID_LENGTH:
+        errors.append(
+            {"field": "requestId", "message": f"is required: 1 to {MAX_REQUEST_ID_LENGTH} characters"}
+        )
+    batch = None
+    try:
+        rest = {key: value for key, value in data.items() if key != "requestId"}
+        batch = parse_batch(json.dumps(rest).encode(), "application/json")
+    except BatchValidationError as err:
+        errors.extend(err.errors)
+    if errors or batch is None or not isinstance(request_id, str):
+        logger.warning("rejected batch message: %s", _fields(errors))
+        results.set(_rejected(body, now, errors).model_dump_json(by_alias=True, exclude_none=True))
+        return
+    key = request_id.strip()
+    batch_id = batches.batch_id_for_key(key, "queue")
+    orchestration_input = batches.batch_input(batch, batch_id, "queue", key, now)
+    # StartFailedError propagates: the host retries the message, then poisons it.
+    result = await start_instance_once(
+        client, batches.BATCH_ORCHESTRATOR, batch_id, orchestration_input, orchestration_input["bodyHash"]
+    )
+    logger.info("batch message: batch %s %s with %s items", batch_id, result.outcome.value, len(batch.items))
+    if result.outcome is StartOutcome.CONFLICT:
+        conflict = [{"field": "requestId", "message": "was already used for a batch with different items"}]
+        document = _rejected(body, now, conflict, code=ErrorCode.IDEMPOTENCY_CONFLICT, document_id=batch_id)
+        results.set(document.model_dump_json(by_alias=True, exclude_none=True))
+
+
 def _fields(errors: list[dict[str, str]]) -> str:
     return ", ".join(error["field"] for error in errors)
 
@@ -106,6 +158,7 @@ def _rejected(
     errors: list[dict[str, str]],
     *,
     code: ErrorCode = ErrorCode.VALIDATION_FAILED,
+    document_id: str | None = None,
 ) -> StatusDocument:
     parsed = _parsed(body)
     raw_request_id = parsed.get("requestId") if isinstance(parsed, dict) else None
@@ -117,7 +170,7 @@ def _rejected(
     )
     message = "; ".join(f"{error['field']}: {error['message']}" for error in errors)
     document = StatusDocument(
-        id=instance_id_for_key(request_id, "queue") if request_id else new_instance_id(),
+        id=document_id or (instance_id_for_key(request_id, "queue") if request_id else new_instance_id()),
         status=RequestStatus.REJECTED,
         created_at=now,
         last_updated_at=now,

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from provisioning import batch_workflow as batches
 from provisioning.idempotency import instance_id_for_key
 from tests.e2e.workflow_env import WorkflowEnv, request_body
 
@@ -123,3 +124,33 @@ def test_request_id_reused_with_other_content_is_rejected_and_the_original_goes_
     settle(env)
     final = [document for document in results(env) if document["status"] != "Rejected"]
     assert [document["request"]["displayName"] for document in final] == ["Original"]
+
+
+def test_a_batch_message_provisions_its_items_and_writes_one_result(env: WorkflowEnv) -> None:
+    items = [request_body(name=f"Queued batch {index}") for index in range(3)]
+    message = {"requestId": "batch-7", "items": items}
+    send(env, message)
+    send(env, message)  # a repeat starts nothing more
+    settle(env)
+    batch_id = batches.batch_id_for_key("batch-7", "queue")
+
+    final = env.host.run_until_status(batch_id)
+    assert final["runtimeStatus"] == "Completed"
+    settle(env)
+    [result] = results(env)  # one message for the whole batch; its items write none of their own
+    assert result["id"] == batch_id
+    assert result["requestId"] == "batch-7"
+    assert result["status"] == "Succeeded"
+    assert result["counts"]["Succeeded"] == 3
+    assert len(env.sim.communities()) == 3
+
+
+def test_an_invalid_batch_message_is_rejected_naming_the_item_and_starts_nothing(env: WorkflowEnv) -> None:
+    items = [request_body(name="Fine"), {**request_body(name="Bad"), "privacy": "secret"}]
+    send(env, {"items": items})  # and no requestId
+    settle(env)
+    [rejected] = results(env)
+    assert rejected["status"] == "Rejected"
+    fields = [error["field"] for error in rejected["error"]["errors"]]
+    assert fields == ["requestId", "items[1].privacy"]
+    assert env.host.engine.query() == []

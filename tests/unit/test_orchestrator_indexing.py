@@ -6,8 +6,8 @@ from __future__ import annotations
 from devhost.indexing import index_app, load_app
 from orchestrators import batch, notify, provision
 from provisioning import steps
+from provisioning.batch_workflow import BATCH_ORCHESTRATOR
 from provisioning.models import ORCHESTRATOR_NAME
-from triggers.batch_api import BATCH_ORCHESTRATOR
 
 CALLED_ACTIVITIES = {
     provision.LOAD_SETTINGS,
