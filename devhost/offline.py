@@ -85,7 +85,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     fresh_state = tempfile.TemporaryDirectory(prefix="devhost-offline-") if args.state is None else None
     state_path = args.state if fresh_state is None else str(Path(fresh_state.name) / "state.db")
     clock = make_clock(args.clock_speed, state_path)
-    simulator = GraphSimulator(port=args.graph_port, clock=clock.time)
+    # Graph's Viva Engage rate limit is on, as in Graph: the app's budget keeps it under the limit.
+    simulator = GraphSimulator(port=args.graph_port, clock=clock.time, rate_limit=True)
     runtime: DevHostRuntime | None = None
     try:
         azurite.start()

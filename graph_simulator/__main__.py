@@ -47,6 +47,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="poll on which an operation turns terminal (default 3: notStarted, running, succeeded)",
     )
     parser.add_argument(
+        "--no-rate-limit",
+        action="store_true",
+        help="do not enforce Viva Engage's 10 requests per 30 s per app (enforced by default, as in Graph)",
+    )
+    parser.add_argument(
         "--identity-header",
         default=os.environ.get("GRAPH_SIM_IDENTITY_HEADER"),
         help="secret expected in X-IDENTITY-HEADER (default $GRAPH_SIM_IDENTITY_HEADER or random; "
@@ -65,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
             operation_header=args.operation_header,
             polls_to_complete=args.polls_to_complete,
             identity_header=args.identity_header,
+            rate_limit=not args.no_rate_limit,
         )
         for spec in args.scenario:
             name, options = parse_scenario_spec(spec)

@@ -129,7 +129,12 @@ class GraphSimulator:
         polls_to_complete: int = 3,
         identity_header: str | None = None,
         token_lifetime_seconds: int = 24 * 3600,
+        rate_limit: bool = False,
     ) -> None:
+        """``rate_limit``: enforce Viva Engage's limit (10 requests per 30 s per app: the ``rate-limit``
+        scenario with its defaults) from the start, as Graph does. ``python -m graph_simulator`` and the
+        offline stack turn it on; tests of other behaviour leave it off and switch the scenario on where
+        the limit is the point."""
         self._host = host
         self._port = port
         self._clock = clock
@@ -140,6 +145,8 @@ class GraphSimulator:
         self.config.validate()
         self.store = Store()
         self.scenarios = ScenarioEngine()
+        if rate_limit:
+            self.scenarios.activate("rate-limit", {})
         self.tokens = TokenService(
             self.store, identity_header or secrets.token_urlsafe(24), lambda: self.url, token_lifetime_seconds
         )

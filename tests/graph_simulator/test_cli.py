@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 
+import pytest
 import requests
 
 from graph_simulator import SCENARIOS
@@ -86,3 +87,33 @@ def test_bad_scenario_on_the_command_line_is_a_usage_error() -> None:
     result = _run("--scenario", "throttle:colour=red")
     assert result.returncode == 2
     assert "colour" in result.stderr
+
+
+@pytest.mark.parametrize(("flags", "statuses"), [([], [200] * 10 + [429]), (["--no-rate-limit"], [200] * 11)])
+def test_cli_enforces_viva_engages_rate_limit_unless_told_not_to(
+    flags: list[str], statuses: list[int]
+) -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "graph_simulator", "--port", "0", "--identity-header", "cli-secret", *flags],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        url = process.stdout.readline().strip()
+        token = requests.get(
+            f"{url}/msi/token",
+            params={"api-version": "2019-08-01", "resource": "https://graph.microsoft.com"},
+            headers={"X-IDENTITY-HEADER": "cli-secret"},
+            timeout=5,
+        ).json()["access_token"]
+        headers = {"Authorization": f"Bearer {token}"}
+        answers = [
+            requests.get(f"{url}/v1.0/employeeExperience/communities", headers=headers, timeout=5).status_code
+            for _ in range(11)
+        ]
+        assert answers == statuses
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=10)
