@@ -6,11 +6,12 @@ import azure.functions as func
 from activities import batch_calls, graph_calls, notification
 from entities import graph_budget
 from orchestrators import batch, provision
-from triggers import batch_api, http_api, openapi, queue_intake
+from triggers import batch_api, http_api, openapi, queue_intake, requests_api
 
 app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
 for blueprint in (
     http_api.bp,
+    requests_api.bp,
     batch_api.bp,
     queue_intake.bp,
     openapi.bp,

@@ -548,6 +548,9 @@ class ProvisioningInput(BaseModel):
     idempotency_key: str | None = Field(
         default=None, alias="idempotencyKey", description="The caller's Idempotency-Key or queue requestId."
     )
+    retry_of: str | None = Field(
+        default=None, alias="retryOf", description="The Failed or Canceled request this one retries, if any."
+    )
 
     def to_json(self) -> dict[str, Any]:
         return self.model_dump(by_alias=True, mode="json")
@@ -644,6 +647,9 @@ class StatusDocument(_DocumentModel):
     request: StatusRequest | None = Field(default=None, alias="request")
     operation: OperationProgress | None = Field(default=None, alias="operation")
     community: CommunityInfo | None = Field(default=None, alias="community")
+    retry_of: str | None = Field(
+        default=None, alias="retryOf", description="The request this one retries (POST .../retry)."
+    )
     possible_duplicates: list[str] | None = Field(
         default=None,
         alias="possibleDuplicates",

@@ -67,6 +67,8 @@ CSV_CONTENT_TYPE = "text/csv"
 
 COMMUNITIES_PATH = "/communities"
 REQUEST_PATH = "/communities/requests/{id}"
+REQUESTS_PATH = "/communities/requests"
+RETRY_PATH = "/communities/requests/{id}/retry"
 BATCHES_PATH = "/communities/batches"
 BATCH_PATH = "/communities/batches/{id}"
 OPENAPI_PATH = "/openapi.json"
@@ -280,6 +282,60 @@ class BatchDocument(BaseModel):
     next_link: str | None = Field(
         default=None, alias="nextLink", description="GET only: URL of the next page, while more items follow."
     )
+
+
+class RequestSummary(BaseModel):
+    """One row of `GET /api/communities/requests`: the summary of a request's status document."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(description="Request id (`req-...`).")
+    display_name: str | None = Field(default=None, alias="displayName")
+    status: RequestStatus = Field(description="Running, Succeeded, Failed or Canceled.")
+    phase: str | None = Field(default=None, description="The request's last phase.")
+    created_at: str | None = Field(default=None, alias="createdAt")
+    last_updated_at: str | None = Field(default=None, alias="lastUpdatedAt")
+    error_code: str | None = Field(default=None, alias="errorCode", description="`error.code`, if any.")
+    community_id: str | None = Field(default=None, alias="communityId")
+    status_uri: str = Field(alias="statusUri", description="Absolute status URL of the request.")
+    retry_of: str | None = Field(default=None, alias="retryOf", description="The request this one retries.")
+    retried_by: str | None = Field(default=None, alias="retriedBy", description="The retry of this request.")
+
+
+class RequestList(BaseModel):
+    """The answer of `GET /api/communities/requests`: one page of requests, newest first."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    items: list[RequestSummary] = Field(description="The page's requests, newest first.")
+    next_link: str | None = Field(
+        default=None, alias="nextLink", description="URL of the next page (also in the Link header)."
+    )
+
+
+class RetryAcceptedAnswer(BaseModel):
+    """The body of `202 Accepted` from `POST /api/communities/requests/{id}/retry`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(description="Id of the new request (the same for every retry of one request).")
+    status: RequestStatus = Field(description="The new request's status.")
+    status_uri: str = Field(alias="statusUri", description="Absolute status URL, the same as Location.")
+    retry_of: str = Field(alias="retryOf", description="The retried request.")
+
+
+class RetryConflict(BaseModel):
+    """409 of a retry: the request is Running or Succeeded (problem details)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    code: Literal["NotRetryable"]
+    instance: str | None = None
+    request_status: RequestStatus = Field(alias="requestStatus")
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -605,6 +661,101 @@ OPERATIONS: tuple[Operation, ...] = (
         },
     ),
     Operation(
+        function_name="list_community_requests",
+        method="get",
+        path=REQUESTS_PATH,
+        operation_id="ListCommunityRequests",
+        summary="List community requests",
+        description="Requests newest first, filtered by status, display name and creation time, one page at "
+        "a time: while more follow, nextLink (and a Link rel=next header) holds the URL of the next page.",
+        parameters=(
+            Parameter(
+                name="status",
+                location="query",
+                summary="Status",
+                description="Comma-separated: Running, Succeeded, Failed, Canceled.",
+                required=False,
+                schema={"type": "string"},
+                visibility="advanced",
+            ),
+            Parameter(
+                name="displayName",
+                location="query",
+                summary="Display Name",
+                description="Part of the display name (case-insensitive).",
+                required=False,
+                schema={"type": "string"},
+                visibility="advanced",
+            ),
+            Parameter(
+                name="createdFrom",
+                location="query",
+                summary="Created From",
+                description="Created at or after (ISO-8601).",
+                required=False,
+                schema={"type": "string", "format": "date-time"},
+                visibility="advanced",
+            ),
+            Parameter(
+                name="createdTo",
+                location="query",
+                summary="Created To",
+                description="Created at or before (ISO-8601).",
+                required=False,
+                schema={"type": "string", "format": "date-time"},
+                visibility="advanced",
+            ),
+            Parameter(
+                name="top",
+                location="query",
+                summary="Top",
+                description="Requests on the page, 1 to 500 (default 50).",
+                required=False,
+                schema={"type": "integer", "minimum": 1, "maximum": 500, "default": 50},
+                visibility="advanced",
+            ),
+            Parameter(
+                name="continuationToken",
+                location="query",
+                summary="Continuation Token",
+                description="From nextLink: the page after it.",
+                required=False,
+                schema={"type": "string"},
+                visibility="advanced",
+            ),
+        ),
+        visibility="advanced",
+        responses={
+            "200": _document("One page of requests.", schema="RequestList"),
+            "400": _problem("ValidationFailed: a filter, top or the continuation token is invalid."),
+            "401": _UNAUTHORIZED,
+            "503": _unavailable("ServiceUnavailable: the requests could not be listed; try again."),
+        },
+    ),
+    Operation(
+        function_name="retry_community_request",
+        method="post",
+        path=RETRY_PATH,
+        operation_id="RetryCommunityRequest",
+        summary="Retry a failed or canceled community request",
+        description="Starts the request again with the same input as a new request (retryOf names the old "
+        "one). A repeated retry answers the same new request. Answers 202 with its status URL in Location.",
+        parameters=(_REQUEST_ID,),
+        visibility="advanced",
+        responses={
+            "202": Response(
+                "The new request: poll Location.", (Content("RetryAcceptedAnswer"),), POLLING_HEADERS
+            ),
+            "401": _UNAUTHORIZED,
+            "404": _problem("NotFound: no request with this id."),
+            "409": Response(
+                "NotRetryable: the request is Running or Succeeded.",
+                (Content("RetryConflict", PROBLEM_CONTENT_TYPE),),
+            ),
+            "503": _unavailable("ServiceUnavailable: the retry was not started; send it again."),
+        },
+    ),
+    Operation(
         function_name="get_openapi_document",
         method="get",
         path=OPENAPI_PATH,
@@ -707,6 +858,9 @@ ANSWER_MODELS: tuple[type[BaseModel], ...] = (
     BatchAcceptedAnswer,
     BatchValidationAnswer,
     BatchDocument,
+    RequestList,
+    RetryAcceptedAnswer,
+    RetryConflict,
 )
 
 

@@ -222,3 +222,25 @@ def render_document(
 def not_found(instance_id: str) -> HttpAnswer:
     body = problem(ProblemCode.NOT_FOUND, f"There is no request with id {instance_id!r}.")
     return HttpAnswer(404, body, {"Cache-Control": "no-store"}, PROBLEM_CONTENT_TYPE)
+
+
+def request_summary(document: StatusDocument, *, status_url: str) -> dict[str, Any]:
+    """A row of ``GET /api/communities/requests``: the fields an operator scans, from the status document."""
+    row: dict[str, Any] = {
+        "id": document.id,
+        "displayName": document.request.display_name if document.request else None,
+        "status": document.status.value,
+        "phase": document.phase.value if document.phase else None,
+        "createdAt": document.created_at,
+        "lastUpdatedAt": document.last_updated_at,
+        "errorCode": document.error.code.value if document.error else None,
+        "communityId": document.community.id if document.community else None,
+        "statusUri": status_url,
+    }
+    return {key: value for key, value in row.items() if value is not None}
+
+
+def retry_of(durable: Mapping[str, Any]) -> str | None:
+    """The request an instance retries (``retryOf`` of its input), or None."""
+    value = instance_input(durable).get("retryOf")
+    return value if isinstance(value, str) else None

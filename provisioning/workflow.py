@@ -397,6 +397,8 @@ class WorkflowState:
             document["members"] = {"added": self.members_added, "failed": self.members_failed}
         if self.error is not None:
             document["error"] = self.error
+        if provisioning_input.retry_of:
+            document["retryOf"] = provisioning_input.retry_of
         if provisioning_input.source == "queue" and provisioning_input.idempotency_key:
             document["requestId"] = provisioning_input.idempotency_key
         # One shape for every channel: the shared model validates and drops empty fields.

@@ -252,3 +252,16 @@ def test_batch_cancel_and_idempotency_answers_are_documented(env: WorkflowEnv) -
         openapi.Problem.model_validate(assert_documented(again, "delete", batch_path)).batch_status
         == "Canceled"
     )
+
+
+def test_list_and_retry_answer_as_documented(env: WorkflowEnv) -> None:
+    started = env.post(request_body("Documented List"))
+    assert started.status_code == 202
+    listed = requests.get(f"{env.api}/communities/requests", params={"top": "1"}, timeout=30)
+    assert assert_documented(listed, "get", openapi.REQUESTS_PATH)["items"]
+    bad = requests.get(f"{env.api}/communities/requests", params={"status": "Nope"}, timeout=30)
+    assert_documented(bad, "get", openapi.REQUESTS_PATH)
+    retry_url = f"{env.api}/communities/requests/{started.json()['id']}/retry"
+    assert_documented(requests.post(retry_url, timeout=30), "post", openapi.RETRY_PATH)
+    unknown = requests.post(f"{env.api}/communities/requests/req-{'0' * 32}/retry", timeout=30)
+    assert_documented(unknown, "post", openapi.RETRY_PATH)
