@@ -509,6 +509,12 @@ def validate_request(
         unicode_errors = _unicode_errors(payload)
         if unicode_errors:
             raise RequestValidationError(_bounded(unicode_errors))
+        # A mapping is held to the limit of the same request sent as (ASCII-escaped) JSON text.
+        size = len(json.dumps(payload).encode())
+        if size > MAX_BODY_BYTES:
+            raise BodyTooLargeError(
+                [{"field": "body", "message": f"must be at most {MAX_BODY_BYTES} bytes, got {size}"}]
+            )
         data: Any = payload
     else:
         data = parse_json_body(payload)
