@@ -93,6 +93,19 @@ param callbackAllowLoopback string = 'false'
 @description('Public base URL of the API (e.g. behind API Management) for status URLs; empty uses the host of each request.')
 param publicBaseUrl string = ''
 
+// Observability (docs/operations.md)
+@description('Diagnostic settings of the function app and the queue service into the Log Analytics workspace.')
+param deployDiagnosticSettings bool = true
+
+@description('The operations workbook (free).')
+param deployWorkbook bool = true
+
+@description('Log alert rules + action group; billed per rule, so off by default.')
+param deployAlerts bool = false
+
+@description('Email address alerts go to (with deployAlerts); empty creates the action group without a receiver.')
+param alertEmailAddress string = ''
+
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
 var tags = {
   'azd-env-name': environmentName
@@ -207,6 +220,23 @@ module functionApp 'modules/function-app.bicep' = {
   dependsOn: [
     rbac
   ]
+}
+
+module observability 'modules/observability.bicep' = {
+  name: 'observability'
+  scope: rg
+  params: {
+    location: location
+    tags: tags
+    logAnalyticsName: monitoring.outputs.logAnalyticsName
+    functionAppName: functionApp.outputs.name
+    storageAccountName: storage.outputs.name
+    provisioningQueue: provisioningQueue
+    deployDiagnosticSettings: deployDiagnosticSettings
+    deployWorkbook: deployWorkbook
+    deployAlerts: deployAlerts
+    alertEmailAddress: alertEmailAddress
+  }
 }
 
 module graphPermissions 'modules/graph-app-roles.bicep' = if (grantGraphAppRoles) {

@@ -35,4 +35,5 @@ resource appInsights 'Microsoft.Insights/components@2020-02-02' = {
 }
 
 output appInsightsName string = appInsights.name
+output logAnalyticsName string = logAnalytics.name
 output connectionString string = appInsights.properties.ConnectionString

@@ -74,6 +74,7 @@ def test_the_expected_files_exist() -> None:
         "modules/monitoring.bicep",
         "modules/identity.bicep",
         "modules/graph-app-roles.bicep",
+        "modules/observability.bicep",
     } <= names
 
 
@@ -309,3 +310,176 @@ def test_outputs_for_azd() -> None:
         assert name in outputs, name
     # azd exports outputs into developer shells, where AZURE_CLIENT_ID would steer azure-identity locally.
     assert "AZURE_CLIENT_ID" not in outputs
+
+
+# ---- observability (docs/operations.md) --------------------------------------------------------------
+
+OBSERVABILITY_API_VERSIONS = {
+    "Microsoft.Insights/diagnosticSettings": "2021-05-01-preview",
+    "Microsoft.Insights/workbooks": "2023-06-01",
+    "Microsoft.Insights/actionGroups": "2023-01-01",
+    "Microsoft.Insights/scheduledQueryRules": "2023-12-01",
+}
+
+
+def _observability() -> dict[str, Any]:
+    return parse_bicep("modules/observability.bicep")
+
+
+def test_observability_resources_use_the_documented_types_and_api_versions() -> None:
+    doc = _observability()
+    declared = {r["type"]: r["api_version"] for r in doc["resources"].values() if not r["existing"]}
+    assert declared == OBSERVABILITY_API_VERSIONS
+    assert len(resources_of_type(doc, "Microsoft.Insights/diagnosticSettings")) == 2
+
+
+def test_observability_parameters_and_defaults() -> None:
+    main = _main()
+    defaults = {
+        name: main["parameters"][name]["default"]
+        for name in ("deployDiagnosticSettings", "deployWorkbook", "deployAlerts", "alertEmailAddress")
+    }
+    # Free or cheap on by default; alerts are billed per rule, so they are opt-in.
+    assert defaults == {
+        "deployDiagnosticSettings": True,
+        "deployWorkbook": True,
+        "deployAlerts": False,
+        "alertEmailAddress": "",
+    }
+    module = module_config(main, "observability")
+    assert main["modules"]["observability"]["detail"]["path"] == "modules/observability.bicep"
+    assert "condition" not in module
+    params = module["params"]
+    for name in defaults:
+        assert params[name] == name
+    assert _property_path(params["logAnalyticsName"]) == ["monitoring", "outputs", "logAnalyticsName"]
+    assert _property_path(params["functionAppName"]) == ["functionApp", "outputs", "name"]
+    assert _property_path(params["storageAccountName"]) == ["storage", "outputs", "name"]
+    assert params["provisioningQueue"] == "provisioningQueue"
+    module_defaults = _observability()["parameters"]
+    for name, default in defaults.items():
+        assert module_defaults[name]["default"] == default, name
+
+
+def test_diagnostic_settings_send_the_app_and_the_queue_service_to_the_workspace() -> None:
+    doc = _observability()
+    settings = {
+        r["config"]["config"]["scope"]: r
+        for r in resources_of_type(doc, "Microsoft.Insights/diagnosticSettings")
+    }
+    assert set(settings) == {"functionApp", "queueService"}
+    assert doc["resources"]["functionApp"]["existing"] is True
+    assert doc["resources"]["queueService"]["type"] == "Microsoft.Storage/storageAccounts/queueServices"
+    for setting in settings.values():
+        assert setting["config"]["condition"] == "deployDiagnosticSettings"
+        body = resource_body(setting)
+        assert _property_path(body["properties"]["workspaceId"]) == ["logAnalytics", "id"]
+    app_logs = resource_body(settings["functionApp"])["properties"]["logs"]
+    assert [entry["category"] for entry in app_logs] == ["FunctionAppLogs"]
+    queue_logs = resource_body(settings["queueService"])["properties"]["logs"]
+    # No StorageRead: it would log every poll of the host and of Durable's queues.
+    assert [entry["category"] for entry in queue_logs] == ["StorageWrite", "StorageDelete"]
+    assert doc["resources"]["logAnalytics"]["existing"] is True
+    assert doc["resources"]["logAnalytics"]["type"] == "Microsoft.OperationalInsights/workspaces"
+
+
+def test_workbook_is_on_by_default_and_shows_the_operations_tiles() -> None:
+    doc = _observability()
+    workbook = one_resource(doc, "Microsoft.Insights/workbooks")
+    assert workbook["config"]["condition"] == "deployWorkbook"
+    body = resource_body(workbook)
+    assert body["kind"] == "shared"
+    assert body["name"]["function"]["type"] == "guid"
+    props = body["properties"]
+    assert props["category"] == "workbook"
+    assert _property_path(props["sourceId"]) == ["logAnalytics", "id"]
+    assert props["serializedData"]["function"] == {
+        "type": "string",
+        "parameters": {"value_to_convert": "workbookContent"},
+    }
+    content = variable(doc, "workbookContent")
+    assert content["version"] == "Notebook/1.0"
+    tiles = {item["name"]: item["content"]["query"] for item in content["items"] if item["type"] == 3}
+    assert set(tiles) == {
+        "outcomes",
+        "invocations",
+        "failures-by-code",
+        "status-checks",
+        "graph-latency",
+        "graph-429",
+        "callback-failures",
+        "poison-depth",
+    }
+    assert all(variable(doc, query) for query in tiles.values())
+
+
+def test_alerts_and_action_group_are_conditional_on_the_parameter() -> None:
+    doc = _observability()
+    group = one_resource(doc, "Microsoft.Insights/actionGroups")
+    assert group["config"]["condition"] == "deployAlerts"
+    body = resource_body(group)
+    assert body["location"] == "global"
+    assert len(body["properties"]["groupShortName"]) <= 12
+    receivers = body["properties"]["emailReceivers"]["operator"]["operands"]
+    assert receivers["condition"]["function"] == {
+        "type": "empty",
+        "parameters": {"item_to_test": "alertEmailAddress"},
+    }
+    assert receivers["true_value"] == []
+    assert receivers["false_value"][0]["emailAddress"] == "alertEmailAddress"
+
+    rules = one_resource(doc, "Microsoft.Insights/scheduledQueryRules")
+    loop = rules["config"]["loop_type"]["detail"]
+    assert loop["item_name"] == "rule"
+    operands = loop["array_name"]["operator"]["operands"]
+    assert operands["condition"] == "deployAlerts"
+    assert operands["true_value"] == "alertDefinitions"
+    assert operands["false_value"] == []
+    body = resource_body(rules)
+    assert body["kind"] == "LogAlert"
+    assert body["dependsOn"] == ["actionGroup"]
+    props = body["properties"]
+    assert [_property_path(scope) for scope in props["scopes"]] == [["logAnalytics", "id"]]
+    criterion = props["criteria"]["allOf"][0]
+    assert (criterion["timeAggregation"], criterion["operator"], criterion["threshold"]) == (
+        "Count",
+        "GreaterThan",
+        0,
+    )
+    definitions = {d["name"]: d for d in variable(doc, "alertDefinitions")}
+    assert set(definitions) == {"failed-request", "poison-queue", "callback-failed", "graph-429-sustained"}
+    assert definitions["graph-429-sustained"]["periods"] == 3
+
+
+def test_alert_and_workbook_queries_match_what_the_app_logs() -> None:
+    doc = _observability()
+    # orchestrators/provision.py, orchestrators/notify.py and provisioning/graph/client.py write these lines.
+    assert "failed with" in variable(doc, "failedRequestAlertQuery")
+    assert "callback not delivered" in variable(doc, "callbackAlertQuery")
+    assert " ms (request-id " in variable(doc, "graphExchange")
+    assert "Graph finished the creation after" in variable(doc, "statusChecksQuery")
+    assert variable(doc, "poisonQueue") == "${provisioningQueue}-poison"
+    sources = {
+        "orchestrators/provision.py": (
+            '"failed with %s: %s"',
+            '"Graph finished the creation after %s checks"',
+        ),
+        "orchestrators/notify.py": ('"callback not delivered: %s"',),
+        "provisioning/graph/client.py": (
+            '"Graph %s %s -> %s in %d ms (request-id %s, client-request-id %s)"',
+        ),
+    }
+    for path, lines in sources.items():
+        text = (INFRA.parent / path).read_text(encoding="utf-8")
+        for line in lines:
+            assert line in text, f"{path} no longer logs {line}: update infra/modules/observability.bicep"
+
+
+def test_host_json_traces_durable_work_and_keeps_failures_unsampled() -> None:
+    host = json.loads((INFRA.parent / "host.json").read_text(encoding="utf-8"))
+    tracing = host["extensions"]["durableTask"]["tracing"]
+    assert tracing == {"distributedTracingEnabled": True, "version": "V2"}
+    sampling = host["logging"]["applicationInsights"]["samplingSettings"]
+    excluded = set(sampling["excludedTypes"].split(";"))
+    # Sampling works per telemetry type, not per severity: traces (warnings included) are excluded whole.
+    assert {"Request", "Exception", "Trace"} <= excluded
