@@ -45,7 +45,7 @@ fmt: $(STAMP)
 	$(BIN)/ruff format .
 
 bench: deps
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 ## Regenerate openapi/openapi.json and connector/apiDefinition.swagger.json from the models.
 openapi: $(STAMP)

@@ -1,0 +1,1 @@
+"""Tests of the benchmarks: they run and write their report (no timing is asserted)."""
