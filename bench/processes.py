@@ -128,7 +128,16 @@ def graph_simulator_process(
     """The simulator on a free loopback port. With ``virtual_start`` (epoch seconds) its clock stands still
     at that time and moves only by ``POST /_simulator/clock`` (``bench.virtual``); else it is real time."""
     if virtual_start is None:
-        command = ["-m", "graph_simulator", "--port", "0", "--identity-header", IDENTITY_HEADER]
+        # No rate limit: these measurements are about the client and the host, not about Graph's limit.
+        command = [
+            "-m",
+            "graph_simulator",
+            "--port",
+            "0",
+            "--identity-header",
+            IDENTITY_HEADER,
+            "--no-rate-limit",
+        ]
         command += ["--polls-to-complete", str(polls_to_complete)]
     else:
         command = ["-m", "bench.simulator_process", "--start", repr(virtual_start)]
