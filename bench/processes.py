@@ -22,23 +22,12 @@ from typing import Any
 
 import requests
 
+from graph_simulator.identity import FOREIGN_CREDENTIAL_VARIABLES
+
 ROOT = Path(__file__).resolve().parent.parent
 IDENTITY_HEADER = "bench-identity-secret"
 # The storage the dev host's queue triggers need (an Azurite the bench run started, or one it was given).
 STORAGE_VARIABLE = "BENCH_STORAGE_CONNECTION_STRING"
-# Environment variables that would make DefaultAzureCredential pick something other than the simulator's
-# managed identity endpoint (a developer's shell may have them).
-FOREIGN_CREDENTIAL_VARIABLES = (
-    "AZURE_CLIENT_ID",
-    "AZURE_CLIENT_SECRET",
-    "AZURE_TENANT_ID",
-    "AZURE_CLIENT_CERTIFICATE_PATH",
-    "AZURE_USERNAME",
-    "AZURE_FEDERATED_TOKEN_FILE",
-    "MSI_ENDPOINT",
-    "MSI_SECRET",
-    "IMDS_ENDPOINT",
-)
 RESULT_MARKER = "BENCH-RESULT "
 
 

@@ -19,6 +19,19 @@ from urllib.parse import urlsplit
 from graph_simulator.state import IssuedToken, Store
 from graph_simulator.wire import GraphApiError, Request, Response
 
+# Environment variables that make DefaultAzureCredential pick another credential than the managed identity
+# endpoint the simulator serves (a developer's shell may have them): clear them before using the simulator.
+FOREIGN_CREDENTIAL_VARIABLES = (
+    "AZURE_CLIENT_ID",
+    "AZURE_CLIENT_SECRET",
+    "AZURE_TENANT_ID",
+    "AZURE_CLIENT_CERTIFICATE_PATH",
+    "AZURE_USERNAME",
+    "AZURE_FEDERATED_TOKEN_FILE",
+    "MSI_ENDPOINT",
+    "MSI_SECRET",
+    "IMDS_ENDPOINT",
+)
 API_VERSION = "2019-08-01"
 GRAPH_RESOURCE = "https://graph.microsoft.com"
 TENANT_ID = "72f988bf-0000-4000-8000-00000000c0de"

@@ -27,7 +27,7 @@ from azure.storage.queue import QueueClient, TextBase64DecodePolicy, TextBase64E
 
 from devhost.clock import ManualClock
 from devhost.testing import DevHost
-from graph_simulator import SEED_USERS, GraphSimulator
+from graph_simulator import FOREIGN_CREDENTIAL_VARIABLES, SEED_USERS, GraphSimulator
 from provisioning.idempotency import instance_id_for_key
 from provisioning.models import ORCHESTRATOR_NAME
 from provisioning.settings import get_settings
@@ -37,19 +37,6 @@ OWNER = SEED_USERS[0]
 MEMBER = SEED_USERS[1]
 OTHER_MEMBER = SEED_USERS[2]
 POLL_INTERVAL = 30
-# Environment variables that would make DefaultAzureCredential pick something other than the simulator's
-# managed identity endpoint.
-_FOREIGN_CREDENTIAL_VARIABLES = (
-    "AZURE_CLIENT_ID",
-    "AZURE_CLIENT_SECRET",
-    "AZURE_TENANT_ID",
-    "AZURE_CLIENT_CERTIFICATE_PATH",
-    "AZURE_USERNAME",
-    "AZURE_FEDERATED_TOKEN_FILE",
-    "MSI_ENDPOINT",
-    "MSI_SECRET",
-    "IMDS_ENDPOINT",
-)
 
 
 class WorkflowEnv:
@@ -175,7 +162,7 @@ def workflow_env(
     host_options: Mapping[str, Any] | None = None,
 ) -> Iterator[WorkflowEnv]:
     clock = ManualClock()
-    for name in _FOREIGN_CREDENTIAL_VARIABLES:
+    for name in FOREIGN_CREDENTIAL_VARIABLES:
         monkeypatch.delenv(name, raising=False)
     with GraphSimulator(clock=clock.time, polls_to_complete=polls_to_complete) as sim:
         app_settings = {

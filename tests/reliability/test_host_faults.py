@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 import requests
 
-from graph_simulator import SEED_USERS, GraphSimulator
+from graph_simulator import FOREIGN_CREDENTIAL_VARIABLES, SEED_USERS, GraphSimulator
 from tests.devhost.cli import REPO_ROOT, DevHostProcess, free_port
-from tests.e2e.workflow_env import _FOREIGN_CREDENTIAL_VARIABLES, POLL_INTERVAL, request_body
+from tests.e2e.workflow_env import POLL_INTERVAL, request_body
 
 pytestmark = pytest.mark.azurite  # the app's queue bindings need storage
 
@@ -60,7 +60,7 @@ def host_fault_run(azurite: Any, tmp_path_factory: pytest.TempPathFactory) -> It
     args = ["--app", "function_app:app", "--port", str(port), "--state", str(workdir / "state.db")]
     args += ["--clock-speed", str(CLOCK_SPEED), "--host-json", str(REPO_ROOT / "host.json")]
     with pytest.MonkeyPatch.context() as monkeypatch, GraphSimulator() as sim:
-        for name in _FOREIGN_CREDENTIAL_VARIABLES:
+        for name in FOREIGN_CREDENTIAL_VARIABLES:
             monkeypatch.delenv(name, raising=False)
         settings = {
             **sim.app_env(),
