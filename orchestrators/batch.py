@@ -75,6 +75,7 @@ class _Batch:
             budget_window_seconds=settings.budget_window_seconds,
             source=self.input["source"],
             request_id=self.input.get("idempotencyKey"),
+            retry_of=self.input.get("retryOf"),
         )
 
     def publish(self) -> dict[str, Any]:

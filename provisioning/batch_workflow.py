@@ -94,6 +94,43 @@ def batch_input(
     }
 
 
+def retry_batch_id_for(batch_id: str) -> str:
+    """The id of the retry of batch ``batch_id``: the same every time, so a repeated retry starts nothing."""
+    digest = hashlib.sha256(f"batch-retry\n{batch_id}".encode()).hexdigest()
+    return BATCH_ID_PREFIX + digest[:_HASH_HEX_DIGITS]
+
+
+def retry_batch_input(original: Mapping[str, Any], indexes: Sequence[int], created_at: str) -> dict[str, Any]:
+    """The input of the retry of a finished batch: the items at ``indexes`` (those that did not succeed) as
+    new requests, each with ``retryOf`` naming the item request it retries. Channel, callback and idempotency
+    key stay the original's, as a single request's retry keeps its input."""
+    batch_id = str(original["batchId"])
+    retry_id = retry_batch_id_for(batch_id)
+    items = [
+        ProvisioningInput.model_validate(original["items"][index])
+        .model_copy(
+            update={
+                "request_id": item_request_id(retry_id, position),
+                "created_at": created_at,
+                "retry_of": item_request_id(batch_id, index),
+            }
+        )
+        .to_json()
+        for position, index in enumerate(indexes)
+    ]
+    # The items to retry are fixed once the original has finished, so this hash is too.
+    retried = ",".join(str(index) for index in indexes)
+    digest = hashlib.sha256(f"{original['bodyHash']}\n{retried}".encode()).hexdigest()
+    return {
+        **{key: original[key] for key in ("source", "callbackUrl", "idempotencyKey") if key in original},
+        "batchId": retry_id,
+        "createdAt": created_at,
+        "bodyHash": digest,
+        "retryOf": batch_id,
+        "items": items,
+    }
+
+
 def item_request_id(batch_id: str, index: int) -> str:
     """The request id (durable instance id) of item ``index``: a request id like any other."""
     digest = hashlib.sha256(f"{batch_id}\n{index}".encode()).hexdigest()
@@ -187,6 +224,7 @@ def batch_document(
     budget_window_seconds: int,
     source: Source,
     request_id: str | None = None,
+    retry_of: str | None = None,
 ) -> dict[str, Any]:
     """The batch's status document (custom status, output, callback and result message)."""
     status = batch_status(state, total)
@@ -214,6 +252,8 @@ def batch_document(
         document["cancelRequested"] = True
     if source == "queue" and request_id:
         document["requestId"] = request_id
+    if retry_of:
+        document["retryOf"] = retry_of
     return document
 
 

@@ -16,6 +16,7 @@ class ProblemCode(StrEnum):
     IDEMPOTENCY_CONFLICT = "IdempotencyConflict"
     NOT_FOUND = "NotFound"
     NOT_CANCELABLE = "NotCancelable"
+    NOT_RETRYABLE = "NotRetryable"
     SERVICE_UNAVAILABLE = "ServiceUnavailable"
 
 
@@ -26,6 +27,7 @@ _TITLES = {
     ProblemCode.IDEMPOTENCY_CONFLICT: (409, "The idempotency key was used with a different request"),
     ProblemCode.NOT_FOUND: (404, "No such request"),
     ProblemCode.NOT_CANCELABLE: (409, "The request has already finished"),
+    ProblemCode.NOT_RETRYABLE: (409, "Only what failed or was canceled can be retried"),
     ProblemCode.SERVICE_UNAVAILABLE: (503, "The request could not be started; try again"),
 }
 
@@ -55,6 +57,11 @@ def problem(
     if errors:
         body["errors"] = errors
     return body
+
+
+def not_retryable(detail: str, instance: str, **state: str) -> dict[str, Any]:
+    """409 NotRetryable, with the state that forbids it (``requestStatus`` or ``batchStatus``)."""
+    return {**problem(ProblemCode.NOT_RETRYABLE, detail, instance=instance), **state}
 
 
 def validation_problem(

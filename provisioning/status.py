@@ -35,6 +35,8 @@ from provisioning.problems import PROBLEM_CONTENT_TYPE, ProblemCode, problem
 JSON_CONTENT_TYPE = "application/json"
 RUNNING_RUNTIME_STATUSES = frozenset({"Running", "Pending", "ContinuedAsNew", "Suspended"})
 CANCELED_RUNTIME_STATUSES = frozenset({"Terminated", "Canceled"})
+# What an operator may start again (POST .../retry), for a request or a batch's items.
+RETRYABLE_STATUSES = frozenset({RequestStatus.FAILED, RequestStatus.CANCELED})
 SETTLED_WHILE_RUNNING = frozenset({RequestStatus.SUCCEEDED, RequestStatus.FAILED, RequestStatus.CANCELED})
 _HTTP_STATUS = {
     RequestStatus.RUNNING: 202,

@@ -19,9 +19,15 @@ from provisioning import batch_workflow as batches
 from provisioning.idempotency import IDEMPOTENCY_KEY_HEADER, validate_idempotency_key
 from provisioning.intake import StartFailedError, StartOutcome, read_status, start_instance_once
 from provisioning.models import RequestValidationError
-from provisioning.problems import ProblemCode, problem, validation_problem
+from provisioning.problems import ProblemCode, not_retryable, problem, validation_problem
 from provisioning.settings import Settings, get_settings
-from provisioning.status import HttpAnswer, document_from_durable, instance_input, utc_timestamp
+from provisioning.status import (
+    RETRYABLE_STATUSES,
+    HttpAnswer,
+    document_from_durable,
+    instance_input,
+    utc_timestamp,
+)
 from triggers.answers import problem_answer, respond, retry_later
 from triggers.http_api import status_url_for
 
@@ -102,6 +108,10 @@ async def get_batch(req: func.HttpRequest, client: df.DurableOrchestrationClient
     if durable is None:
         return respond(_not_found(batch_id))
     document = _batch_document(durable)
+    if document["status"] not in (batches.BatchStatus.RUNNING.value, batches.BatchStatus.SUCCEEDED.value):
+        retry_id = batches.retry_batch_id_for(batch_id)
+        if await read_status(client, retry_id) is not None:
+            document["retriedBy"] = retry_id
     skip, top = page
     document["items"] = await _items(client, req, durable, document, skip, top, settings)
     if skip + top < int(document["total"]):
@@ -139,6 +149,54 @@ async def cancel_batch(req: func.HttpRequest, client: df.DurableOrchestrationCli
     document["cancelRequested"] = True
     headers = {"Location": batch_url, "Retry-After": str(settings.status_poll_interval_seconds)}
     return respond(HttpAnswer(202, document, headers))
+
+
+@bp.route(route=BATCH_ROUTE + "/{id}/retry", methods=["POST"])
+@bp.durable_client_input(client_name="client")
+async def retry_batch(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    """POST /api/communities/batches/{id}/retry: start the items of a finished batch that did not succeed
+    again, as a new batch (once)."""
+    settings = get_settings()
+    batch_id = req.route_params.get("id", "")
+    durable = await read_status(client, batch_id) if batches.is_batch_id(batch_id) else None
+    if durable is None:
+        return respond(_not_found(batch_id))
+    document = _batch_document(durable)
+    batch_url = batch_url_for(req, batch_id, settings)
+    if document["status"] == batches.BatchStatus.RUNNING.value:
+        detail = f"Batch {batch_id} is still running; retry it once it has finished."
+        return respond(problem_answer(not_retryable(detail, batch_url, batchStatus=document["status"])))
+    original = instance_input(durable)
+    indexes = await _unsucceeded_items(client, batch_id, len(original.get("items") or []), document)
+    if not indexes:
+        detail = f"Every item of batch {batch_id} succeeded; there is nothing to retry."
+        return respond(problem_answer(not_retryable(detail, batch_url, batchStatus=document["status"])))
+
+    retry_id = batches.retry_batch_id_for(batch_id)
+    retry_input = batches.retry_batch_input(original, indexes, utc_timestamp(datetime.now(UTC)))
+    try:
+        result = await start_instance_once(
+            client, batches.BATCH_ORCHESTRATOR, retry_id, retry_input, retry_input["bodyHash"]
+        )
+    except StartFailedError:
+        logger.exception("could not start retry %s of batch %s", retry_id, batch_id)
+        return respond(retry_later("The retry could not be started or confirmed; send it again."))
+    logger.info(
+        "retry of batch %s: %s %s with %s items", batch_id, result.outcome.value, retry_id, len(indexes)
+    )
+    retry_url = batch_url_for(req, retry_id, settings)
+    status = batches.BatchStatus.RUNNING.value
+    if result.outcome is StartOutcome.EXISTING and result.durable_status is not None:
+        status = _batch_document(result.durable_status)["status"]
+    body = {
+        "id": retry_id,
+        "status": status,
+        "statusUri": retry_url,
+        "retryOf": batch_id,
+        "total": len(indexes),
+    }
+    headers = {"Location": retry_url, "Retry-After": str(settings.status_poll_interval_seconds)}
+    return respond(HttpAnswer(202, body, headers))
 
 
 def batch_url_for(req: func.HttpRequest, batch_id: str, settings: Settings) -> str:
@@ -197,6 +255,23 @@ async def _items(
         if item.error is not None:
             row["errorCode"] = item.error.code.value
     return rows
+
+
+async def _unsucceeded_items(
+    client: df.DurableOrchestrationClient, batch_id: str, total: int, document: Mapping[str, Any]
+) -> list[int]:
+    """Indexes of a finished batch's items that did not succeed: Failed or Canceled, or never started."""
+    started = total - int((document.get("counts") or {}).get("NotStarted", 0))
+    indexes = []
+    for index in range(total):
+        if index >= started:
+            indexes.append(index)
+            continue
+        request_id = batches.item_request_id(batch_id, index)
+        item = document_from_durable(request_id, await read_status(client, request_id))
+        if item is None or item.status in RETRYABLE_STATUSES:
+            indexes.append(index)
+    return indexes
 
 
 def _page(req: func.HttpRequest) -> tuple[int, int] | HttpAnswer:

@@ -34,9 +34,10 @@ import azure.functions as func
 from provisioning.idempotency import REQUEST_ID_PREFIX, is_request_id
 from provisioning.intake import StartFailedError, StartOutcome, read_status, start_once
 from provisioning.models import ORCHESTRATOR_NAME, RequestStatus, StatusDocument
-from provisioning.problems import PROBLEM_CONTENT_TYPE, validation_problem
+from provisioning.problems import not_retryable, validation_problem
 from provisioning.settings import get_settings
 from provisioning.status import (
+    RETRYABLE_STATUSES,
     RUNNING_RUNTIME_STATUSES,
     HttpAnswer,
     document_from_durable,
@@ -63,9 +64,6 @@ LISTED_STATUSES = (
     RequestStatus.FAILED,
     RequestStatus.CANCELED,
 )
-RETRYABLE_STATUSES = frozenset({RequestStatus.FAILED, RequestStatus.CANCELED})
-NOT_RETRYABLE_CODE = "NotRetryable"
-PROBLEM_TYPE_BASE = "urn:community-provisioner:problem:"  # as provisioning.problems
 CONTINUATION_PARAMETER = "continuationToken"
 
 
@@ -181,16 +179,7 @@ async def retry_community_request(
     status_url = status_url_for(req, instance_id, settings)
     if document.status not in RETRYABLE_STATUSES:
         detail = f"Request {instance_id} is {document.status.value}; only Failed or Canceled can be retried."
-        body = {
-            "type": PROBLEM_TYPE_BASE + NOT_RETRYABLE_CODE,
-            "title": "Only a Failed or Canceled request can be retried",
-            "status": 409,
-            "detail": detail,
-            "code": NOT_RETRYABLE_CODE,
-            "instance": status_url,
-            "requestStatus": document.status.value,
-        }
-        return respond(HttpAnswer(409, body, {"Cache-Control": "no-store"}, PROBLEM_CONTENT_TYPE))
+        return respond(problem_answer(not_retryable(detail, status_url, requestStatus=document.status.value)))
 
     retry_id = retry_id_for(instance_id)
     retry_input = original.model_copy(

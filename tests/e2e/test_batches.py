@@ -116,3 +116,40 @@ def test_a_host_restart_mid_batch_loses_and_duplicates_nothing(env: WorkflowEnv)
     assert final.json()["counts"]["Succeeded"] == 6
     names = sorted(community["displayName"] for community in env.sim.communities())
     assert names == sorted(item["displayName"] for item in items(6))
+
+
+def test_retry_starts_the_items_that_did_not_succeed_as_a_new_batch_once(env: WorkflowEnv) -> None:
+    env.sim.set_scenario("http-error", status=403, code="accessDenied", route="create", times=2)
+    started = post_batch(env, json.dumps({"items": items(4)}).encode(), JSON)
+    assert started.status_code == 202, started.text
+    batch_id = started.json()["id"]
+    running = requests.post(f"{started.headers['Location'].split('?')[0]}/retry", timeout=30)
+    assert running.status_code == 409, running.text
+    assert (running.json()["code"], running.json()["batchStatus"]) == ("NotRetryable", "Running")
+
+    final, _ = env.follow(started)
+    assert final.json()["status"] == "PartiallySucceeded", final.text
+    failed = {row["requestId"] for row in final.json()["items"] if row["status"] == "Failed"}
+    assert len(failed) == 2
+
+    retry_url = f"{env.api}/communities/batches/{batch_id}/retry"
+    retried = requests.post(retry_url, timeout=30)
+    assert retried.status_code == 202, retried.text
+    retry = retried.json()
+    assert retry["id"] == batches.retry_batch_id_for(batch_id) != batch_id
+    assert (retry["retryOf"], retry["total"]) == (batch_id, 2)
+    again = requests.post(retry_url, timeout=30)
+    assert (again.status_code, again.json()["id"]) == (202, retry["id"])  # a repeated retry starts nothing
+
+    done, _ = env.follow(retried)
+    assert done.status_code == 200, done.text
+    assert (done.json()["status"], done.json()["retryOf"], done.json()["total"]) == ("Succeeded", batch_id, 2)
+    retried_items = [requests.get(row["statusUri"], timeout=30).json() for row in done.json()["items"]]
+    assert {item["retryOf"] for item in retried_items} == failed
+    assert len(env.sim.communities()) == 4
+    assert requests.get(started.headers["Location"], timeout=30).json()["retriedBy"] == retry["id"]
+    nothing_left = requests.post(f"{env.api}/communities/batches/{retry['id']}/retry", timeout=30)
+    assert nothing_left.status_code == 409, nothing_left.text
+    assert nothing_left.json()["batchStatus"] == "Succeeded"
+    unknown = requests.post(f"{env.api}/communities/batches/batch-{'0' * 32}/retry", timeout=30)
+    assert unknown.status_code == 404

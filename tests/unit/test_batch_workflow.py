@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 from provisioning import batch_workflow as batches
 from provisioning.batch_workflow import BatchState, BatchStatus
+from provisioning.batches import parse_batch
 from provisioning.idempotency import is_request_id
 from provisioning.models import RequestStatus
 
@@ -81,3 +83,46 @@ def test_state_round_trips_through_continue_as_new() -> None:
         next_index=3, in_flight=[1, 2], counts={"Succeeded": 1}, cancel_requested=True, checks=7
     )
     assert BatchState.from_dict(state.to_dict()) == state
+
+
+def test_a_retry_batch_carries_only_the_chosen_items_as_new_requests_that_name_the_old_ones() -> None:
+    body = {
+        "items": [{"displayName": f"Team {n}", "owners": ["owner@contoso.example"]} for n in range(4)],
+        "callbackUrl": "https://prod-00.westeurope.logic.azure.com/workflows/x/triggers/manual/run",
+    }
+    batch_id = batches.new_batch_id()
+    original = batches.batch_input(
+        parse_batch(json.dumps(body).encode(), "application/json"),
+        batch_id,
+        "queue",
+        "key-1",
+        "2026-01-01T10:00:00Z",
+    )
+    # What the durable input looks like after continue-as-new: state and settings ride along.
+    durable_input = {**original, batches.BATCH_STATE_KEY: {"next_index": 4}, "settings": {"x": 1}}
+
+    retry = batches.retry_batch_input(durable_input, [1, 3], "2026-01-02T10:00:00Z")
+
+    retry_id = batches.retry_batch_id_for(batch_id)
+    assert retry["batchId"] == retry_id
+    assert batches.is_batch_id(retry_id)
+    assert retry["retryOf"] == batch_id
+    assert {key: retry[key] for key in ("source", "callbackUrl", "idempotencyKey")} == {
+        "source": "queue",
+        "callbackUrl": body["callbackUrl"],
+        "idempotencyKey": "key-1",
+    }
+    assert batches.BATCH_STATE_KEY not in retry
+    assert "settings" not in retry
+    assert [item["request"]["displayName"] for item in retry["items"]] == ["Team 1", "Team 3"]
+    assert [item["requestId"] for item in retry["items"]] == [
+        batches.item_request_id(retry_id, 0),
+        batches.item_request_id(retry_id, 1),
+    ]
+    assert [item["retryOf"] for item in retry["items"]] == [
+        batches.item_request_id(batch_id, 1),
+        batches.item_request_id(batch_id, 3),
+    ]
+    assert {item["createdAt"] for item in retry["items"]} == {"2026-01-02T10:00:00Z"}
+    assert retry["bodyHash"] == batches.retry_batch_input(durable_input, [1, 3], "later")["bodyHash"]
+    assert retry["bodyHash"] != batches.retry_batch_input(durable_input, [1], "later")["bodyHash"]
