@@ -135,3 +135,19 @@ def test_retry_of_a_running_request_is_a_conflict(env: WorkflowEnv) -> None:
     assert answer.status_code == 409, answer.text
     assert answer.json()["requestStatus"] == "Running"
     assert answer.headers["Content-Type"].startswith("application/problem+json")
+
+
+def test_a_failed_request_is_told_apart_on_the_instance_itself(env: WorkflowEnv) -> None:
+    """Durable tooling sees runtime status Completed (docs/workflow.md argues why); the instance's custom status
+    and output say Failed with the error code and Graph's request-id, without our API."""
+    env.sim.set_scenario("http-error", status=403, code="accessDenied", route="create")
+    failed, _ = env.provision(request_body("Theta Team"))
+    assert failed.status_code == 422, failed.text
+
+    instance = env.host.engine.get_status(failed.json()["id"], show_input=False)
+    assert instance is not None
+    assert instance["runtimeStatus"] == "Completed"
+    for document in (instance["customStatus"], instance["output"]):
+        assert document["status"] == "Failed"
+        assert document["error"]["code"] == "GraphRejected"
+        assert document["error"]["graphRequestId"]
