@@ -13,6 +13,7 @@ from typing import Any
 import azure.durable_functions as df
 
 from provisioning import graph, steps
+from provisioning.logs import log_fields
 from provisioning.settings import get_settings
 from provisioning.workflow import WorkflowSettings
 
@@ -38,11 +39,12 @@ def find_communities(display_name: str) -> dict:
 @bp.activity_trigger(input_name="request", activity=steps.CREATE_COMMUNITY.name)
 @bp.durable_client_input(client_name="client")
 async def create_community(request: dict, client: df.DurableOrchestrationClient) -> dict:
-    # Never POST twice for one attempt, even when the host runs this activity again after a crash.
-    if not await steps.claim_create_try(client, request["requestId"], request["tryId"]):
-        return {"error": steps.REPEATED_CREATE_ATTEMPT.to_dict()}
-    # The Graph client blocks: keep it off the worker's event loop.
-    return await asyncio.to_thread(steps.CREATE_COMMUNITY.run, graph.get_graph_client(), request)
+    with log_fields(requestId=request["requestId"]):
+        # Never POST twice for one attempt, even when the host runs this activity again after a crash.
+        if not await steps.claim_create_try(client, request["requestId"], request["tryId"]):
+            return {"error": steps.REPEATED_CREATE_ATTEMPT.to_dict()}
+        # The Graph client blocks: keep it off the worker's event loop (to_thread carries the log fields).
+        return await asyncio.to_thread(steps.CREATE_COMMUNITY.run, graph.get_graph_client(), request)
 
 
 @bp.activity_trigger(input_name="operation_url", activity=steps.GET_OPERATION_STATUS.name)

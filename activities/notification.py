@@ -9,6 +9,8 @@ import json
 import azure.durable_functions as df
 import azure.functions as func
 
+from provisioning.logs import ids_of, log_fields
+
 bp = df.Blueprint()
 
 
@@ -17,7 +19,8 @@ def deliver_callback(delivery: dict) -> dict:
     # Imported on first use: requests is not needed to index the app or answer the first POST.
     from provisioning.notify import deliver_callback as post_callback
 
-    return post_callback(delivery["url"], delivery["document"])
+    with log_fields(**ids_of(str(delivery["document"].get("id", "")))):
+        return post_callback(delivery["url"], delivery["document"])
 
 
 @bp.activity_trigger(input_name="document")

@@ -22,10 +22,11 @@ from orchestrators import notify
 from orchestrators.provision import LOAD_SETTINGS
 from provisioning import batch_workflow as batches
 from provisioning.batch_workflow import BatchState
+from provisioning.logs import get_logger
 from provisioning.models import CallbackState
 from provisioning.workflow import WorkflowSettings, fit_custom_status
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 bp = df.Blueprint()
 
@@ -61,7 +62,7 @@ class _Batch:
 
     def log(self, level: int, message: str, *args: Any) -> None:
         if not self.context.is_replaying:
-            logger.log(level, "%s: " + message, self.batch_id, *args)
+            logger.log(level, "%s: " + message, self.batch_id, *args, extra={"batchId": self.batch_id})
 
     def document(self) -> dict[str, Any]:
         settings = self.settings or WorkflowSettings()

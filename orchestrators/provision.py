@@ -23,11 +23,12 @@ from orchestrators import notify
 from provisioning import steps, workflow
 from provisioning.budget import CallKind
 from provisioning.graph import Community, ErrorKind, GraphError, OperationState
+from provisioning.logs import get_logger
 from provisioning.models import Phase, RequestStatus
 from provisioning.steps import GraphStep, StepOutcome
 from provisioning.workflow import WorkflowError, WorkflowSettings
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 bp = df.Blueprint()
 
@@ -83,7 +84,13 @@ class _Provisioning:
 
     def log(self, level: int, message: str, *args: Any) -> None:
         if not self.context.is_replaying:
-            logger.log(level, "%s: " + message, self.input.request_id, *args)
+            logger.log(
+                level,
+                "%s: " + message,
+                self.input.request_id,
+                *args,
+                extra={"requestId": self.input.request_id},
+            )
 
     def publish(self) -> dict[str, Any]:
         document = self.state.document(self.input, self.now)

@@ -49,6 +49,12 @@ def redact_url(url: str) -> str:
     return f"{parts.scheme}://{netloc}{parts.path}"
 
 
+def origin_of(url: str) -> str:
+    """``scheme://host[:port]`` of ``url``: what logs show of a callback URL (its path names the flow too)."""
+    scheme, _, rest = redact_url(url).partition("://")
+    return f"{scheme}://{rest.split('/', 1)[0]}" if rest else scheme
+
+
 def host_matches(host: str, patterns: Sequence[str]) -> bool:
     """True when ``host`` equals a pattern or, for ``*.suffix`` patterns, is a subdomain of ``suffix``."""
     host = host.lower().rstrip(".")

@@ -12,16 +12,16 @@ A finished instance is never started again: its result is the answer (the extens
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol
 
+from provisioning.logs import get_logger, ids_of
 from provisioning.models import ORCHESTRATOR_NAME, ProvisioningInput
 from provisioning.status import recorded_body_hash
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 # After a start, refused or not, look a few times before giving up on reading the instance with its input.
 EXISTING_INSTANCE_READ_ATTEMPTS = 5
@@ -133,7 +133,9 @@ async def _read_existing(client: DurableClient, instance_id: str) -> dict[str, A
         try:
             existing = await read_status(client, instance_id)
         except Exception:
-            logger.warning("could not read %s after its start", instance_id, exc_info=True)
+            logger.warning(
+                "could not read %s after its start", instance_id, exc_info=True, extra=ids_of(instance_id)
+            )
             continue
         if existing is not None and recorded_body_hash(existing) is not None:
             return existing

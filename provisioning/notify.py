@@ -3,20 +3,20 @@
 The orchestrator retries with backoff (durable timers) while the answer says ``retryable``. The callback URL
 is a secret (Logic Apps signs it in the query string): it is checked against the callback policy again right
 before sending (DNS may have changed since validation), never followed through redirects, and only ever
-reported through ``redact_url``.
+reported through ``origin_of``.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from typing import Any
 
 import requests
 
-from provisioning.callbacks import CallbackPolicy, CallbackUrlError, redact_url
+from provisioning.callbacks import CallbackPolicy, CallbackUrlError, origin_of
+from provisioning.logs import get_logger
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 CONNECT_TIMEOUT_SECONDS = 5.0
 # Logic Apps answers a callback within its inbound request limit (120 s); waiting longer only blocks a worker.
@@ -34,7 +34,7 @@ def deliver_callback(
 ) -> dict[str, Any]:
     """POST ``document`` as JSON to ``url``: ``{"delivered", "retryable", "detail"}`` (no query in detail)."""
     policy = policy or CallbackPolicy.from_settings()
-    shown = redact_url(url)
+    shown = origin_of(url)
     try:
         policy.check_resolved(url)
     except CallbackUrlError as err:

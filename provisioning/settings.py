@@ -7,14 +7,15 @@ fail on a bad value and tests can change the environment between cases (``get_se
 from __future__ import annotations
 
 import ipaddress
-import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from urllib.parse import urlsplit
 
-logger = logging.getLogger(__name__)
+from provisioning.logs import get_logger
+
+logger = get_logger(__name__)
 
 DEFAULT_GRAPH_BASE_URL = "https://graph.microsoft.com/v1.0"
 MIN_STATUS_POLL_INTERVAL_SECONDS = 30

@@ -6,7 +6,6 @@ Thin adapters: parsing and validation live in ``provisioning.batches``, the batc
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -18,6 +17,7 @@ import azure.functions as func
 from provisioning import batch_workflow as batches
 from provisioning.idempotency import IDEMPOTENCY_KEY_HEADER, validate_idempotency_key
 from provisioning.intake import StartFailedError, StartOutcome, read_status, start_instance_once
+from provisioning.logs import get_logger, ids_of
 from provisioning.models import RequestValidationError
 from provisioning.problems import ProblemCode, not_retryable, problem, validation_problem
 from provisioning.settings import Settings, get_settings
@@ -31,7 +31,7 @@ from provisioning.status import (
 from triggers.answers import problem_answer, respond, retry_later
 from triggers.http_api import status_url_for
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 bp = df.Blueprint()
 
 BATCH_ROUTE = "communities/batches"
@@ -76,7 +76,7 @@ async def start_batch(req: func.HttpRequest, client: df.DurableOrchestrationClie
             client, batches.BATCH_ORCHESTRATOR, batch_id, orchestration_input, orchestration_input["bodyHash"]
         )
     except StartFailedError:
-        logger.exception("could not start batch %s", batch_id)
+        logger.exception("could not start batch %s", batch_id, extra=ids_of(batch_id))
         return respond(retry_later("The batch was not started; send it again."))
     if result.outcome is StartOutcome.CONFLICT:
         detail = (
@@ -84,7 +84,9 @@ async def start_batch(req: func.HttpRequest, client: df.DurableOrchestrationClie
             "use a new key for a new batch."
         )
         return respond(problem_answer(problem(ProblemCode.IDEMPOTENCY_CONFLICT, detail, instance=batch_url)))
-    logger.info("batch %s: %s with %s items", batch_id, result.outcome.value, len(batch.items))
+    logger.info(
+        "batch %s: %s with %s items", batch_id, result.outcome.value, len(batch.items), extra=ids_of(batch_id)
+    )
     if result.outcome is StartOutcome.EXISTING and result.durable_status is not None:
         existing = _batch_document(result.durable_status)
         if existing["status"] != batches.BatchStatus.RUNNING.value:
@@ -144,7 +146,9 @@ async def cancel_batch(req: func.HttpRequest, client: df.DurableOrchestrationCli
     try:
         await client.raise_event(batch_id, batches.CANCEL_EVENT)
     except Exception:  # it finished (410) since it was read, or storage failed
-        logger.info("cancel event for batch %s not delivered", batch_id, exc_info=True)
+        logger.info(
+            "cancel event for batch %s not delivered", batch_id, exc_info=True, extra=ids_of(batch_id)
+        )
         return respond(retry_later("The cancel was not delivered; send it again."))
     document["cancelRequested"] = True
     headers = {"Location": batch_url, "Retry-After": str(settings.status_poll_interval_seconds)}
@@ -179,10 +183,15 @@ async def retry_batch(req: func.HttpRequest, client: df.DurableOrchestrationClie
             client, batches.BATCH_ORCHESTRATOR, retry_id, retry_input, retry_input["bodyHash"]
         )
     except StartFailedError:
-        logger.exception("could not start retry %s of batch %s", retry_id, batch_id)
+        logger.exception("could not start retry %s of batch %s", retry_id, batch_id, extra=ids_of(retry_id))
         return respond(retry_later("The retry could not be started or confirmed; send it again."))
     logger.info(
-        "retry of batch %s: %s %s with %s items", batch_id, result.outcome.value, retry_id, len(indexes)
+        "retry of batch %s: %s %s with %s items",
+        batch_id,
+        result.outcome.value,
+        retry_id,
+        len(indexes),
+        extra=ids_of(retry_id),
     )
     retry_url = batch_url_for(req, retry_id, settings)
     status = batches.BatchStatus.RUNNING.value

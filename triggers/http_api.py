@@ -7,7 +7,6 @@ HTTP into those calls and their results back into HTTP.
 from __future__ import annotations
 
 import asyncio
-import logging
 from dataclasses import replace
 from datetime import UTC, datetime
 from urllib.parse import quote, urlsplit
@@ -24,6 +23,7 @@ from provisioning.idempotency import (
     validate_idempotency_key,
 )
 from provisioning.intake import StartFailedError, StartOutcome, read_status, start_fresh, start_once
+from provisioning.logs import get_logger, ids_of
 from provisioning.models import (
     BodyTooLargeError,
     ProvisioningInput,
@@ -44,7 +44,7 @@ from provisioning.status import (
 from provisioning.workflow import CANCEL_EVENT
 from triggers.answers import problem_answer, respond, retry_later
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 bp = df.Blueprint()
 
 STATUS_ROUTE_PREFIX = "communities/requests"
@@ -89,7 +89,7 @@ async def start_community_request(
         else:
             result = await start_once(client, provisioning_input)
     except StartFailedError:
-        logger.exception("could not start request %s", instance_id)
+        logger.exception("could not start request %s", instance_id, extra=ids_of(instance_id))
         return respond(retry_later("The request could not be started or confirmed; send it again."))
 
     if result.outcome is StartOutcome.CONFLICT:
@@ -99,10 +99,10 @@ async def start_community_request(
         )
         return respond(problem_answer(problem(ProblemCode.IDEMPOTENCY_CONFLICT, detail, instance=status_url)))
     if result.outcome is StartOutcome.STARTED:
-        logger.info("started request %s", instance_id)
+        logger.info("started request %s", instance_id, extra=ids_of(instance_id))
         document = None
     else:
-        logger.info("request %s already exists; nothing started", instance_id)
+        logger.info("request %s already exists; nothing started", instance_id, extra=ids_of(instance_id))
         document = document_from_durable(instance_id, result.durable_status)
     if document is not None and document.status is not RequestStatus.RUNNING:
         # The earlier request with this key has finished: its outcome is the answer (never started twice).
@@ -152,7 +152,7 @@ async def cancel_community_request(
         return respond(not_found(instance_id))
     if document.status is RequestStatus.RUNNING:
         if await _request_cancel(client, instance_id):
-            logger.info("cancel requested for %s", instance_id)
+            logger.info("cancel requested for %s", instance_id, extra=ids_of(instance_id))
             # An event raised while the orchestrator continues as new is carried over to the next execution
             # (DTFx), so one raise is enough.
             document = await _wait_until_settled(client, instance_id)
@@ -179,7 +179,9 @@ async def _request_cancel(client: df.DurableOrchestrationClient, instance_id: st
     try:
         await client.raise_event(instance_id, CANCEL_EVENT)
     except Exception:  # the SDK raises a plain Exception for 410 (finished) and 404 (unknown)
-        logger.info("cancel event for %s not delivered", instance_id, exc_info=True)
+        logger.info(
+            "cancel event for %s not delivered", instance_id, exc_info=True, extra=ids_of(instance_id)
+        )
         return False
     return True
 

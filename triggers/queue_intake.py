@@ -17,7 +17,6 @@ A message with ``items`` (and a ``requestId``) starts a batch instead, with the 
 from __future__ import annotations
 
 import json
-import logging
 import re
 from datetime import UTC, datetime
 from typing import Any
@@ -29,6 +28,7 @@ from provisioning import batch_workflow as batches
 from provisioning.callbacks import redact_url
 from provisioning.idempotency import body_hash, instance_id_for_key, new_instance_id
 from provisioning.intake import StartOutcome, start_instance_once, start_once
+from provisioning.logs import get_logger, ids_of
 from provisioning.models import (
     MAX_REQUEST_ID_LENGTH,
     ErrorCode,
@@ -44,7 +44,7 @@ from provisioning.models import (
 )
 from provisioning.status import utc_timestamp
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 bp = df.Blueprint()
 
 STORAGE_CONNECTION = "AzureWebJobsStorage"
@@ -92,11 +92,21 @@ async def intake_community_request(
     # StartFailedError propagates: the host retries the message, then poisons it.
     result = await start_once(client, provisioning_input)
     if result.outcome is StartOutcome.STARTED:
-        logger.info("queue message %s started request %s", message.id, instance_id)
+        logger.info("queue message %s started request %s", message.id, instance_id, extra=ids_of(instance_id))
     elif result.outcome is StartOutcome.EXISTING:
-        logger.info("queue message %s repeats request %s; nothing started", message.id, instance_id)
+        logger.info(
+            "queue message %s repeats request %s; nothing started",
+            message.id,
+            instance_id,
+            extra=ids_of(instance_id),
+        )
     else:
-        logger.warning("queue message %s reuses requestId of %s with other content", message.id, instance_id)
+        logger.warning(
+            "queue message %s reuses requestId of %s with other content",
+            message.id,
+            instance_id,
+            extra=ids_of(instance_id),
+        )
         conflict = [
             {"field": "requestId", "message": "was already used for a request with different content"}
         ]
@@ -141,7 +151,13 @@ async def _start_batch(
     result = await start_instance_once(
         client, batches.BATCH_ORCHESTRATOR, batch_id, orchestration_input, orchestration_input["bodyHash"]
     )
-    logger.info("batch message: batch %s %s with %s items", batch_id, result.outcome.value, len(batch.items))
+    logger.info(
+        "batch message: batch %s %s with %s items",
+        batch_id,
+        result.outcome.value,
+        len(batch.items),
+        extra=ids_of(batch_id),
+    )
     if result.outcome is StartOutcome.CONFLICT:
         conflict = [{"field": "requestId", "message": "was already used for a batch with different items"}]
         document = _rejected(body, now, conflict, code=ErrorCode.IDEMPOTENCY_CONFLICT, document_id=batch_id)

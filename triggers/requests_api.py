@@ -21,7 +21,6 @@ import base64
 import binascii
 import hashlib
 import json
-import logging
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -33,6 +32,7 @@ import azure.functions as func
 
 from provisioning.idempotency import REQUEST_ID_PREFIX, is_request_id
 from provisioning.intake import StartFailedError, StartOutcome, read_status, start_once
+from provisioning.logs import get_logger, ids_of
 from provisioning.models import ORCHESTRATOR_NAME, RequestStatus, StatusDocument
 from provisioning.problems import not_retryable, validation_problem
 from provisioning.settings import get_settings
@@ -51,7 +51,7 @@ from provisioning.status import (
 from triggers.answers import problem_answer, respond, retry_later
 from triggers.http_api import STATUS_ROUTE_PREFIX, status_url_for
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 bp = df.Blueprint()
 
 DEFAULT_PAGE_SIZE = 50
@@ -192,9 +192,9 @@ async def retry_community_request(
     try:
         result = await start_once(client, retry_input)
     except StartFailedError:
-        logger.exception("could not start retry %s of %s", retry_id, instance_id)
+        logger.exception("could not start retry %s of %s", retry_id, instance_id, extra=ids_of(retry_id))
         return respond(retry_later("The retry could not be started or confirmed; send it again."))
-    logger.info("retry of %s: %s %s", instance_id, result.outcome.value, retry_id)
+    logger.info("retry of %s: %s %s", instance_id, result.outcome.value, retry_id, extra=ids_of(retry_id))
     retry_url = status_url_for(req, retry_id, settings)
     status = RequestStatus.RUNNING.value
     if result.outcome is StartOutcome.EXISTING and result.durable_status is not None:

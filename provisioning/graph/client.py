@@ -23,6 +23,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnectionError
 from urllib3.util.retry import Retry
 
+from provisioning.logs import get_logger
 from provisioning.settings import get_settings
 
 from .errors import ErrorKind, GraphError, classify_status, parse_error_body, parse_retry_after
@@ -31,7 +32,7 @@ from .operation import OperationStatus
 from .urls import GraphEndpoint, path_for_log
 from .version import USER_AGENT
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 # A server that keeps handing out next links must not keep us paging forever.
 MAX_PAGES = 500
@@ -484,7 +485,7 @@ def _log_exchange(
             "graph_path": path_for_log(url),
             "graph_outcome": outcome,
             "duration_ms": duration_ms,
-            "graph_request_id": request_id,
+            "graphRequestId": request_id,
             "client_request_id": client_request_id,
         },
     )

@@ -138,8 +138,8 @@ def test_retry_of_a_running_request_is_a_conflict(env: WorkflowEnv) -> None:
 
 
 def test_a_failed_request_is_told_apart_on_the_instance_itself(env: WorkflowEnv) -> None:
-    """Durable tooling sees runtime status Completed (docs/workflow.md argues why); the instance's custom status
-    and output say Failed with the error code and Graph's request-id, without our API."""
+    """Durable tooling sees runtime status Completed (docs/workflow.md argues why); the instance's custom
+    status and output say Failed with the error code and Graph's request-id, without our API."""
     env.sim.set_scenario("http-error", status=403, code="accessDenied", route="create")
     failed, _ = env.provision(request_body("Theta Team"))
     assert failed.status_code == 422, failed.text

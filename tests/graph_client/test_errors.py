@@ -282,7 +282,7 @@ def test_one_log_line_per_request_and_never_the_token(
     assert "Neil" not in listing
     assert "-> 403 in " in denied
     assert lines[2].levelno == logging.WARNING
-    assert {"graph_method", "graph_path", "duration_ms", "graph_request_id", "client_request_id"} <= set(
+    assert {"graph_method", "graph_path", "duration_ms", "graphRequestId", "client_request_id"} <= set(
         vars(lines[0])
     )
 
