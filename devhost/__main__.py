@@ -18,7 +18,15 @@ from devhost.durable.store import latest_recorded_time
 from devhost.host import FUNCTION_KEYS_SETTING, HOST_KEYS_SETTING, MASTER_KEY_SETTING, DevHostRuntime
 from devhost.indexing import IndexingError
 from devhost.local_settings import SettingsError, apply_local_settings, read_host_json, read_local_settings
+from devhost.ports import PortInUseError
 from devhost.queues import StorageUnavailableError
+
+# Keys come from settings only: a command line is visible to every user of the machine.
+ENFORCE_KEYS_HELP = (
+    "require x-functions-key or ?code= for non-anonymous functions, checked as in Azure: host keys "
+    f"({HOST_KEYS_SETTING}=k1,k2) open every function, function keys ({FUNCTION_KEYS_SETTING}="
+    f"name=k3;other=k4) only their own, the master key ({MASTER_KEY_SETTING}) everything"
+)
 
 
 class _UtcFormatter(logging.Formatter):
@@ -46,6 +54,10 @@ def add_host_options(
     *,
     state_help: str = "SQLite state file (default .devhost/state.db)",
     state_default: str | None = ".devhost/state.db",
+    enforce_keys_help: str = ENFORCE_KEYS_HELP,
+    clock_speed_help: str = (
+        "durable timers fire N times sooner; orchestrations see the full intervals (default: real time)"
+    ),
 ) -> None:
     """The options of every command that runs the app in the dev host (`devhost`, `devhost.offline`)."""
     parser.add_argument("--port", type=int, default=7071, help="app HTTP port (default 7071, as func start)")
@@ -54,15 +66,18 @@ def add_host_options(
         type=float,
         default=None,
         metavar="N",
-        help="durable timers fire N times sooner; orchestrations see the full intervals (default: real time)",
+        help=clock_speed_help,
     )
     parser.add_argument("--state", default=state_default, help=state_help)
     parser.add_argument("--app", default="function_app:app", help="module:attribute of the FunctionApp")
     parser.add_argument("--host-json", default="host.json", help="host.json to read (default ./host.json)")
+    parser.add_argument("--enforce-keys", action="store_true", help=enforce_keys_help)
 
 
-def describe_clock(speed: float | None) -> str:
-    return "real time" if speed in (None, 1) else f"{speed:g}x (durable timers only)"
+def describe_clock(speed: float | None, *, retry_after: bool = False) -> str:
+    if speed in (None, 1):
+        return "real time"
+    return f"{speed:g}x (durable timers{' and Retry-After' if retry_after else ' only'})"
 
 
 def stop_event_on_signals() -> threading.Event:
@@ -83,14 +98,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         description="Run the function app offline: HTTP/queue triggers, Durable Functions, state in SQLite.",
     )
     add_host_options(parser)
-    parser.add_argument(
-        "--enforce-keys",
-        action="store_true",
-        # Keys come from settings only: a command line is visible to every user of the machine.
-        help="require x-functions-key or ?code= for non-anonymous functions, checked as in Azure: host keys "
-        f"({HOST_KEYS_SETTING}=k1,k2) open every function, function keys ({FUNCTION_KEYS_SETTING}="
-        f"name=k3;other=k4) only their own, the master key ({MASTER_KEY_SETTING}) everything",
-    )
     parser.add_argument(
         "--local-settings", default="local.settings.json", help="settings file whose Values are applied"
     )
@@ -135,6 +142,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             rerun_activities=args.rerun_activity,
         )
         runtime.start()
+    except PortInUseError as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return 1
     except (IndexingError, SettingsError, StorageUnavailableError) as exc:
         print(f"\nError: the function app could not be started.\n  {exc}\n", file=sys.stderr)
         return 1

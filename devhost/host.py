@@ -106,6 +106,13 @@ class HttpFunction:
 
 
 @dataclass(frozen=True)
+class MethodNotAllowed:
+    """Routes match the path, but none of them takes the request's method: `allowed` are theirs."""
+
+    allowed: frozenset[str]
+
+
+@dataclass(frozen=True)
 class InvocationContext:
     """What the worker passes as `context: func.Context` (the durable client middleware reads its id)."""
 
@@ -127,13 +134,19 @@ class FunctionHost:
         keys: AccessKeys | None = None,
         sink: OutputSink | None = None,
         task_hub: str | None = None,
+        retry_after_speed: float = 1.0,
     ) -> None:
+        if retry_after_speed <= 0:
+            raise ValueError(f"retry_after_speed must be > 0, got {retry_after_speed}")
         self.index = index
         self.host_json = host_json
         self.enforce_keys = enforce_keys
         self.keys = keys if keys is not None else AccessKeys.from_settings(os.environ)
         self.sink = sink
         self.task_hub = task_hub or configured_task_hub(host_json)
+        # `devhost.offline --clock-speed N`: the `Retry-After` of HTTP answers counts orchestration seconds,
+        # which pass N times faster than the caller's (http_server.scale_retry_after). 1 = as the app sent it.
+        self.retry_after_speed = retry_after_speed
         http = host_extension_section(host_json, "http")
         self.route_prefix = str(http.get("routePrefix", "api")).strip("/")
         # The master key, here also the Durable extension's system key (the host keeps a separate
@@ -153,19 +166,21 @@ class FunctionHost:
         self._running_lock = threading.Lock()
 
     # ----------------------------------------------------------------------------------------------- HTTP
-    def match_http(self, method: str, path: str) -> tuple[HttpFunction, dict[str, str]] | str | None:
-        """The function and route parameters for `path` (below the route prefix); "method" when only the
-        method did not match (405), None when no route matched (404)."""
-        method_mismatch = False
+    def match_http(
+        self, method: str, path: str
+    ) -> tuple[HttpFunction, dict[str, str]] | MethodNotAllowed | None:
+        """The function and route parameters for `path` (below the route prefix); `MethodNotAllowed` with the
+        methods of every route that matches `path` when none takes `method`; None when no route matched."""
+        allowed: set[str] = set()
         for fn in self.http_functions:
             params = fn.route.match(path)
             if params is None:
                 continue
             if method.upper() not in fn.methods:
-                method_mismatch = True
+                allowed |= fn.methods
                 continue
             return fn, params
-        return "method" if method_mismatch else None
+        return MethodNotAllowed(frozenset(allowed)) if allowed else None
 
     def key_accepted(self, auth_level: str, presented: str | None, function_name: str | None = None) -> bool:
         """--enforce-keys, decided as the host decides (SecretManager.GetAuthorizationLevelAsync, then
@@ -377,6 +392,7 @@ class DevHostRuntime:
         bind: str = "127.0.0.1",
         atomic_starts: bool = False,
         rerun_activities: Collection[str] = (),
+        retry_after_speed: float = 1.0,
     ) -> None:
         self._app = app
         self.clock = clock
@@ -388,6 +404,7 @@ class DevHostRuntime:
         self._bind = bind
         self._atomic_starts = atomic_starts
         self._rerun_activities = rerun_activities
+        self._retry_after_speed = retry_after_speed
         self._server: DevHostHttpServer | None = None
         self._engine: DurableEngine | None = None
         self._function_host: FunctionHost | None = None
@@ -416,7 +433,12 @@ class DevHostRuntime:
         options = QueueOptions.from_host_json(self.host_json)
         sink = QueueOutputSink(options)
         host = FunctionHost(
-            index, host_json=self.host_json, enforce_keys=self._enforce_keys, keys=self._keys, sink=sink
+            index,
+            host_json=self.host_json,
+            enforce_keys=self._enforce_keys,
+            keys=self._keys,
+            sink=sink,
+            retry_after_speed=self._retry_after_speed,
         )
         durable = host_extension_section(self.host_json, "durableTask")
         self.state_path.parent.mkdir(parents=True, exist_ok=True)

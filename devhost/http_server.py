@@ -3,9 +3,12 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import math
+import re
 import threading
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
@@ -13,6 +16,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from devhost import rpc
 from devhost.management import ApiResponse, ManagementApi
+from devhost.ports import PortInUseError, address_in_use
 from devhost.worker import HTTP_REASON
 
 if TYPE_CHECKING:
@@ -32,7 +36,12 @@ class DevHostHttpServer(ThreadingHTTPServer):
     def __init__(self, host: FunctionHost, management: ManagementApi, address: tuple[str, int]) -> None:
         self.function_host = host
         self.management = management
-        super().__init__(address, _Handler)
+        try:
+            super().__init__(address, _Handler)
+        except OSError as exc:
+            if address_in_use(exc):
+                raise PortInUseError(address[1], what="the app's HTTP port", flag="--port") from None
+            raise
         self._thread: threading.Thread | None = None
 
     @property
@@ -142,9 +151,8 @@ class _Handler(BaseHTTPRequestHandler):
         matched = host.match_http(self.command, path[len(prefix) :])
         if matched is None:
             return ApiResponse(404)
-        if matched == "method":
-            return ApiResponse(405)
-        assert not isinstance(matched, str)
+        if not isinstance(matched, tuple):
+            return method_not_allowed(self.command, path, matched.allowed)
         fn, route_params = matched
         if not host.key_accepted(fn.auth_level, _presented_key(headers, query), fn.info.name):
             return ApiResponse(401)
@@ -165,7 +173,10 @@ class _Handler(BaseHTTPRequestHandler):
             )
         except Exception:
             return ApiResponse(500)
-        return _to_response(result)
+        response = _to_response(result)
+        if host.retry_after_speed != 1:
+            response.headers = scale_retry_after(response.headers, host.retry_after_speed)
+        return response
 
     def _send(self, response: ApiResponse) -> None:
         self.send_response(
@@ -187,6 +198,40 @@ def _presented_key(headers: Mapping[str, str], query: Mapping[str, list[str]]) -
             return value
     codes = query.get("code")
     return codes[0] if codes else None
+
+
+def method_not_allowed(method: str, path: str, allowed: Collection[str]) -> ApiResponse:
+    """The dev host's answer when routes match the path but none takes the method: 405, `Allow`, and an RFC
+    9457 problem listing the methods. The Functions host answers an empty 404 there (the method is a route
+    constraint: no route matches), so this is a local convenience the app cannot rely on (docs/devhost.md)."""
+    methods = sorted(allowed)
+    body = {
+        "type": "about:blank",
+        "title": "Method Not Allowed",
+        "status": 405,
+        "detail": f"{path} does not take {method}; it takes {', '.join(methods)}.",
+        "code": "MethodNotAllowed",
+        "allowedMethods": methods,
+    }
+    headers = {
+        "Allow": ", ".join(methods),
+        "Content-Type": "application/problem+json; charset=utf-8",
+        "Cache-Control": "no-store",
+    }
+    return ApiResponse(405, json.dumps(body).encode(), headers)
+
+
+def scale_retry_after(headers: Mapping[str, str], speed: float) -> dict[str, str]:
+    """`Retry-After` in caller seconds under a clock `speed` times faster than real time: delay-seconds
+    divided by `speed`, rounded up, at least 1 unless the app said 0 (the header takes whole seconds only,
+    RFC 9110 section 10.2.3). An HTTP-date, or anything that is not delay-seconds, is left as it is."""
+    scaled = dict(headers)
+    for name, value in headers.items():
+        if name.lower() != "retry-after" or not re.fullmatch(r"[0-9]+", value.strip()):
+            continue
+        seconds = int(value.strip())
+        scaled[name] = str(max(1, math.ceil(seconds / speed)) if seconds else 0)
+    return scaled
 
 
 def _to_response(result: rpc.TypedData | None) -> ApiResponse:

@@ -51,6 +51,7 @@ class DevHost:
         keys: AccessKeys | None = None,
         atomic_starts: bool = False,
         rerun_activities: Collection[str] = (),
+        retry_after_speed: float = 1.0,
     ) -> None:
         self.clock: Clock = clock if clock is not None else ManualClock()
         self._settings = dict(settings or {})
@@ -71,6 +72,7 @@ class DevHost:
             keys=keys,
             atomic_starts=atomic_starts,
             rerun_activities=rerun_activities,
+            retry_after_speed=retry_after_speed,
         )
         self._saved_environ: dict[str, str | None] = {}
         self._started = False
