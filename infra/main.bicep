@@ -106,6 +106,41 @@ param deployAlerts bool = false
 @description('Email address alerts go to (with deployAlerts); empty creates the action group without a receiver.')
 param alertEmailAddress string = ''
 
+// Queue channel callers (docs/power-automate.md, "Azure Queues"). Storage takes Entra ID only, so each caller needs a
+// data role on its queue. Items: { principalId: '<object id>', principalType: 'ServicePrincipal' (default) | 'User' | 'Group' }.
+@description('Principals that may put requests on the requests queue (Storage Queue Data Message Sender on that queue only).')
+param requestQueueSenders array = []
+
+@description('Principals that may read and delete results (Storage Queue Data Message Processor on the results queue only).')
+param resultQueueReaders array = []
+
+// Options, all off by default (docs/deploy.md)
+@description('Network isolation: a VNet the app integrates with, storage behind private endpoints with public access off.')
+param vnetEnabled bool = false
+
+@description('Run Durable Functions on the Durable Task Scheduler (scheduler + task hub, billed per action) instead of Azure Storage.')
+param useDurableTaskScheduler bool = false
+
+@description('App Service Authentication with Microsoft Entra ID: client id of the app registration callers get tokens for. Empty: off (function keys only).')
+param entraAuthClientId string = ''
+
+@description('Tenant of that app registration; empty means the tenant of the deployment.')
+param entraAuthTenantId string = ''
+
+@description('Accepted token audiences; empty accepts <client id> and api://<client id>.')
+param entraAuthAllowedAudiences array = []
+
+@description('Client ids (appid/azp) allowed besides the registration itself: a separate connector client, Logic Apps managed identities...')
+param entraAuthAllowedClientApplications array = []
+
+@description('Object ids (oid) allowed; non-empty restricts every caller to this list (ANDed with the client applications).')
+param entraAuthAllowedPrincipalIds array = []
+
+@description('Paths served without a token while Entra sign-in is on (the anonymous operators\' dashboard page).')
+param entraAuthExcludedPaths array = [
+  '/api/dashboard'
+]
+
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
 var tags = {
   'azd-env-name': environmentName
@@ -115,6 +150,8 @@ var functionAppName = 'func-${resourceToken}'
 var deploymentContainerName = 'app-package-${take(functionAppName, 32)}'
 // Task hub names allow letters and digits only: one hub per environment keeps apps sharing an account apart.
 var defaultTaskHubName = take('provisioner${toLower(replace(replace(replace(environmentName, '-', ''), '_', ''), '.', ''))}', 45)
+
+var entraAuthEnabled = !empty(entraAuthClientId)
 
 var graphAppRoles = grantUserAndMemberRoles ? [
   'Community.ReadWrite.All'
@@ -153,6 +190,30 @@ module storage 'modules/storage.bicep' = {
       provisioningQueue
       resultsQueue
     ]
+    vnetEnabled: vnetEnabled
+  }
+}
+
+module network 'modules/network.bicep' = if (vnetEnabled) {
+  name: 'network'
+  scope: rg
+  params: {
+    name: 'vnet-${resourceToken}'
+    location: location
+    tags: tags
+    storageAccountName: storage.outputs.name
+  }
+}
+
+module queueAccess 'modules/queue-access.bicep' = if (!(empty(requestQueueSenders) && empty(resultQueueReaders))) {
+  name: 'queue-access'
+  scope: rg
+  params: {
+    storageAccountName: storage.outputs.name
+    requestQueueName: provisioningQueue
+    resultsQueueName: resultsQueue
+    requestQueueSenders: requestQueueSenders
+    resultQueueReaders: resultQueueReaders
   }
 }
 
@@ -197,6 +258,20 @@ var appSettings = {
   PUBLIC_BASE_URL: publicBaseUrl
 }
 
+module durableTaskScheduler 'modules/durable-task-scheduler.bicep' = if (useDurableTaskScheduler) {
+  name: 'durable-task-scheduler'
+  scope: rg
+  params: {
+    name: 'dts-${resourceToken}'
+    location: location
+    tags: tags
+    taskHubName: appSettings.TASKHUB_NAME
+    identityPrincipalId: identity.outputs.principalId
+    userPrincipalId: principalId
+    userPrincipalType: principalType
+  }
+}
+
 module functionApp 'modules/function-app.bicep' = {
   name: 'function-app'
   scope: rg
@@ -215,11 +290,27 @@ module functionApp 'modules/function-app.bicep' = {
     instanceMemoryMB: instanceMemoryMB
     durableAlwaysReadyInstances: durableAlwaysReadyInstances
     appSettings: appSettings
+    virtualNetworkSubnetId: vnetEnabled ? network.outputs.appSubnetId : ''
+    durableTaskSchedulerEndpoint: useDurableTaskScheduler ? durableTaskScheduler.outputs.endpoint : ''
   }
   // The host starts as soon as the app exists: give it its storage and telemetry roles first.
   dependsOn: [
     rbac
   ]
+}
+
+module entraAuth 'modules/auth.bicep' = if (entraAuthEnabled) {
+  name: 'entra-auth'
+  scope: rg
+  params: {
+    functionAppName: functionApp.outputs.name
+    clientId: entraAuthClientId
+    tenantId: empty(entraAuthTenantId) ? tenant().tenantId : entraAuthTenantId
+    allowedAudiences: entraAuthAllowedAudiences
+    allowedClientApplications: entraAuthAllowedClientApplications
+    allowedPrincipalIds: entraAuthAllowedPrincipalIds
+    excludedPaths: entraAuthExcludedPaths
+  }
 }
 
 module observability 'modules/observability.bicep' = {
@@ -255,9 +346,13 @@ output AZURE_FUNCTION_NAME string = functionApp.outputs.name
 output SERVICE_API_NAME string = functionApp.outputs.name
 output SERVICE_API_URI string = 'https://${functionApp.outputs.defaultHostName}'
 output AZURE_STORAGE_ACCOUNT_NAME string = storage.outputs.name
+output AZURE_STORAGE_QUEUE_ENDPOINT string = storage.outputs.queueEndpoint
 output APPLICATIONINSIGHTS_CONNECTION_STRING string = monitoring.outputs.connectionString
 // Not AZURE_CLIENT_ID: azd exports outputs into local shells, where that name would steer azure-identity.
 output MANAGED_IDENTITY_CLIENT_ID string = identity.outputs.clientId
 output MANAGED_IDENTITY_PRINCIPAL_ID string = identity.outputs.principalId
 output GRAPH_APP_ROLES string = join(graphAppRoles, ',')
 output TASKHUB_NAME string = appSettings.TASKHUB_NAME
+output DURABLE_TASK_SCHEDULER_ENDPOINT string = useDurableTaskScheduler ? durableTaskScheduler.outputs.endpoint : ''
+output DURABLE_TASK_SCHEDULER_DASHBOARD_URL string = useDurableTaskScheduler ? durableTaskScheduler.outputs.dashboardUrl : ''
+output ENTRA_AUTH_ENABLED bool = entraAuthEnabled

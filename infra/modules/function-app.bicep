@@ -40,6 +40,12 @@ param durableAlwaysReadyInstances int = 1
 @description('The settings the app code reads (all strings), merged over the platform settings below.')
 param appSettings object
 
+@description('Subnet to integrate with (modules/network.bicep, delegated to Microsoft.App/environments); empty: no VNet integration.')
+param virtualNetworkSubnetId string = ''
+
+@description('Endpoint of the Durable Task Scheduler (modules/durable-task-scheduler.bicep); empty keeps the Azure Storage provider.')
+param durableTaskSchedulerEndpoint string = ''
+
 resource storage 'Microsoft.Storage/storageAccounts@2024-01-01' existing = {
   name: storageAccountName
 }
@@ -60,6 +66,18 @@ var platformAppSettings = {
   AzureWebJobsStorage__tableServiceUri: 'https://${storage.name}.table.${storageSuffix}'
   APPLICATIONINSIGHTS_CONNECTION_STRING: appInsights.properties.ConnectionString
   APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identityClientId};Authorization=AAD'
+}
+
+// The connection setting the azureManaged storage provider reads (its name is the connectionStringName below).
+var durableTaskSchedulerConnection = 'DURABLE_TASK_SCHEDULER_CONNECTION_STRING'
+
+// Durable Task Scheduler back end: the host.json durableTask.storageProvider is overridden by app settings
+// (AzureFunctionsJobHost__<path>), so host.json keeps the Azure Storage provider for local runs and the default
+// deployment. The connection authenticates as the user-assigned identity (no key, no secret).
+var durableTaskSchedulerSettings = empty(durableTaskSchedulerEndpoint) ? {} : {
+  AzureFunctionsJobHost__extensions__durableTask__storageProvider__type: 'azureManaged'
+  AzureFunctionsJobHost__extensions__durableTask__storageProvider__connectionStringName: durableTaskSchedulerConnection
+  DURABLE_TASK_SCHEDULER_CONNECTION_STRING: 'Endpoint=${durableTaskSchedulerEndpoint};Authentication=ManagedIdentity;ClientID=${identityClientId}'
 }
 
 resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
@@ -92,6 +110,8 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
   properties: {
     serverFarmId: plan.id
     httpsOnly: true
+    // Outbound traffic of the app goes through this subnet (and so reaches storage's private endpoints).
+    virtualNetworkSubnetId: empty(virtualNetworkSubnetId) ? null : virtualNetworkSubnetId
     siteConfig: {
       minTlsVersion: '1.2'
       ftpsState: 'Disabled'
@@ -132,13 +152,17 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
 resource appSettingsConfig 'Microsoft.Web/sites/config@2024-04-01' = {
   parent: functionApp
   name: 'appsettings'
-  properties: union(platformAppSettings, appSettings)
+  properties: union(platformAppSettings, durableTaskSchedulerSettings, appSettings)
 }
 
 // Deployments authenticate with Entra ID (azd, func, az); basic-auth publishing credentials stay off.
+// `location` is not in the published type (hence BCP187), but the resource provider answers "The parameter
+// location has an invalid value" without it: Azure/bicep-types-az issues #1526, #1529, #1566, #1571.
 resource ftpPolicy 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
   parent: functionApp
   name: 'ftp'
+  #disable-next-line BCP187
+  location: location
   properties: {
     allow: false
   }
@@ -147,6 +171,8 @@ resource ftpPolicy 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-
 resource scmPolicy 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
   parent: functionApp
   name: 'scm'
+  #disable-next-line BCP187
+  location: location
   properties: {
     allow: false
   }

@@ -22,6 +22,9 @@ param queueNames array
 ])
 param skuName string = 'Standard_LRS'
 
+@description('Network isolation (main.bicep vnetEnabled): public network access off; the app reaches the account through the private endpoints of modules/network.bicep.')
+param vnetEnabled bool = false
+
 resource storage 'Microsoft.Storage/storageAccounts@2024-01-01' = {
   name: name
   location: location
@@ -36,8 +39,12 @@ resource storage 'Microsoft.Storage/storageAccounts@2024-01-01' = {
     allowBlobPublicAccess: false
     allowSharedKeyAccess: false
     defaultToOAuthAuthentication: true
-    publicNetworkAccess: 'Enabled'
-    networkAcls: {
+    // With vnetEnabled, as in the Functions azd quickstarts: no public endpoint, no trusted-service bypass.
+    publicNetworkAccess: vnetEnabled ? 'Disabled' : 'Enabled'
+    networkAcls: vnetEnabled ? {
+      bypass: 'None'
+      defaultAction: 'Deny'
+    } : {
       bypass: 'AzureServices'
       defaultAction: 'Allow'
     }
@@ -67,3 +74,5 @@ resource queues 'Microsoft.Storage/storageAccounts/queueServices/queues@2024-01-
 }]
 
 output name string = storage.name
+// https://<account>.queue.<suffix>/: what the Azure Queues connector and other senders take as the queue endpoint.
+output queueEndpoint string = storage.properties.primaryEndpoints.queue

@@ -75,7 +75,24 @@ def test_the_expected_files_exist() -> None:
         "modules/identity.bicep",
         "modules/graph-app-roles.bicep",
         "modules/observability.bicep",
+        "modules/network.bicep",
+        "modules/queue-access.bicep",
+        "modules/durable-task-scheduler.bicep",
+        "modules/auth.bicep",
     } <= names
+
+
+def _required_parameters(declared: dict[str, Any]) -> set[str]:
+    # pycep gives every parameter a `default` key, None when the declaration has no default.
+    return {name for name, spec in declared.items() if spec.get("default") is None}
+
+
+def test_required_parameters_are_those_without_a_default() -> None:
+    declared = parse_bicep("modules/identity.bicep")["parameters"]
+    assert _required_parameters(declared) == {"name", "location", "tags"}
+    declared = parse_bicep("modules/durable-task-scheduler.bicep")["parameters"]
+    assert "userPrincipalId" not in _required_parameters(declared)  # default ''
+    assert "ipAllowlist" not in _required_parameters(declared)
 
 
 def test_modules_exist_and_get_exactly_their_declared_parameters() -> None:
@@ -86,7 +103,7 @@ def test_modules_exist_and_get_exactly_their_declared_parameters() -> None:
             assert target.is_file(), f"{path.name}: module {name} points at missing {target}"
             declared = parse_bicep(str(target.relative_to(INFRA)))["parameters"]
             passed = set(module_config(doc, name)["params"])
-            required = {p for p, spec in declared.items() if "default" not in spec}
+            required = _required_parameters(declared)
             assert passed <= set(declared), f"{name}: unknown params {passed - set(declared)}"
             assert required <= passed, f"{name}: missing required params {required - passed}"
 
@@ -165,10 +182,31 @@ def test_host_storage_and_telemetry_settings_are_identity_based() -> None:
     assert "AzureWebJobsStorage" not in settings, "a connection string would need a shared key"
     app_settings = resource_body(one_resource(_function_app_module(), "Microsoft.Web/sites/config"))
     assert app_settings["name"] == "appsettings"
+    # The optional Durable Task Scheduler settings come between the platform's and the code's
+    # (test_bicep_options.py).
     assert app_settings["properties"]["function"]["parameters"] == {
         "arg_1": "platformAppSettings",
-        "arg_2": "appSettings",
+        "arg_2": "durableTaskSchedulerSettings",
+        "arg_3": "appSettings",
     }
+
+
+def test_publishing_credential_policies_carry_the_location_the_resource_provider_requires() -> None:
+    # Without `location` the deployment fails with "The parameter location has an invalid value" although
+    # the published type has no such property (Azure/bicep-types-az #1526, #1529, #1566, #1571): keep it, and
+    # keep the compiler's BCP187 warning about it silenced on exactly that line.
+    doc = _function_app_module()
+    policies = resources_of_type(doc, "Microsoft.Web/sites/basicPublishingCredentialsPolicies")
+    assert sorted(p["config"]["name"] for p in policies) == ["ftp", "scm"]
+    for policy in policies:
+        assert policy["config"]["parent"] == "functionApp"
+        assert policy["config"]["location"] == "location"
+        assert policy["config"]["properties"] == {"allow": False}
+    lines = (INFRA / "modules" / "function-app.bicep").read_text(encoding="utf-8").splitlines()
+    location_lines = [i for i, line in enumerate(lines) if line.strip() == "location: location"]
+    pragmas = [i for i, line in enumerate(lines) if line.strip() == "#disable-next-line BCP187"]
+    assert len(pragmas) == 2
+    assert {i + 1 for i in pragmas} <= set(location_lines)
 
 
 def test_azure_client_id_is_the_managed_identity() -> None:
@@ -306,6 +344,10 @@ def test_outputs_for_azd() -> None:
         "MANAGED_IDENTITY_PRINCIPAL_ID",
         "APPLICATIONINSIGHTS_CONNECTION_STRING",
         "GRAPH_APP_ROLES",
+        "AZURE_STORAGE_QUEUE_ENDPOINT",
+        "DURABLE_TASK_SCHEDULER_ENDPOINT",
+        "DURABLE_TASK_SCHEDULER_DASHBOARD_URL",
+        "ENTRA_AUTH_ENABLED",
     ):
         assert name in outputs, name
     # azd exports outputs into developer shells, where AZURE_CLIENT_ID would steer azure-identity locally.
