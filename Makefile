@@ -12,7 +12,7 @@ PYTEST_ARGS ?=
 # its own dependencies are not needed for that, so it is installed without them.
 WORKER_LIBRARY := azure-functions-runtime==1.3.0
 
-.PHONY: run test lint fmt bench openapi deps clean
+.PHONY: run test lint fmt bench openapi queue-send deps clean
 
 $(STAMP): requirements.txt requirements-dev.txt Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,12 @@ fmt: $(STAMP)
 
 bench: deps
 	$(BIN)/python -m bench $(BENCH_ARGS)
+
+## Send one request to the provisioning queue of the app `make run` started and wait for its result message:
+## make queue-send [QUEUE_SEND_ARGS='--file request.json'] (docs/cli.md, queue-send).
+QUEUE_SEND_ARGS ?= --name 'Queue demo community' --owner adele.vance@contoso.onmicrosoft.com
+queue-send: $(STAMP)
+	$(BIN)/python -m cli queue-send --wait $(QUEUE_SEND_ARGS)
 
 ## Regenerate openapi/openapi.json and connector/apiDefinition.swagger.json from the models.
 openapi: $(STAMP)

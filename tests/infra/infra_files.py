@@ -28,6 +28,11 @@ def bicep_files() -> list[Path]:
     return sorted(INFRA.rglob("*.bicep"))
 
 
+def required_parameters(declared: dict[str, Any]) -> set[str]:
+    """Parameters without a default. pycep gives every parameter a `default` key, None when there is none."""
+    return {name for name, spec in declared.items() if spec.get("default") is None}
+
+
 @cache
 def parse_bicep(relative_path: str) -> dict[str, Any]:
     """The pycep-parser 0.7.1 AST of infra/<relative_path> (parsed once per session)."""

@@ -15,6 +15,7 @@ from tests.infra.infra_files import (
     module_config,
     one_resource,
     parse_bicep,
+    required_parameters,
     resource_body,
     resources_of_type,
     variable,
@@ -82,17 +83,12 @@ def test_the_expected_files_exist() -> None:
     } <= names
 
 
-def _required_parameters(declared: dict[str, Any]) -> set[str]:
-    # pycep gives every parameter a `default` key, None when the declaration has no default.
-    return {name for name, spec in declared.items() if spec.get("default") is None}
-
-
 def test_required_parameters_are_those_without_a_default() -> None:
     declared = parse_bicep("modules/identity.bicep")["parameters"]
-    assert _required_parameters(declared) == {"name", "location", "tags"}
+    assert required_parameters(declared) == {"name", "location", "tags"}
     declared = parse_bicep("modules/durable-task-scheduler.bicep")["parameters"]
-    assert "userPrincipalId" not in _required_parameters(declared)  # default ''
-    assert "ipAllowlist" not in _required_parameters(declared)
+    assert "userPrincipalId" not in required_parameters(declared)  # default ''
+    assert "ipAllowlist" not in required_parameters(declared)
 
 
 def test_modules_exist_and_get_exactly_their_declared_parameters() -> None:
@@ -103,7 +99,7 @@ def test_modules_exist_and_get_exactly_their_declared_parameters() -> None:
             assert target.is_file(), f"{path.name}: module {name} points at missing {target}"
             declared = parse_bicep(str(target.relative_to(INFRA)))["parameters"]
             passed = set(module_config(doc, name)["params"])
-            required = _required_parameters(declared)
+            required = required_parameters(declared)
             assert passed <= set(declared), f"{name}: unknown params {passed - set(declared)}"
             assert required <= passed, f"{name}: missing required params {required - passed}"
 

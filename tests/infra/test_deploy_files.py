@@ -14,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from tests.infra.infra_files import INFRA, ROOT, parse_bicep, variable
+from tests.infra.infra_files import INFRA, ROOT, parse_bicep, required_parameters, variable
 
 AZD_PLACEHOLDER = re.compile(r"^\$\{(?P<name>[A-Z_][A-Z0-9_]*)(?:=(?P<default>.*))?\}$")
 GRANT_SCRIPT = INFRA / "scripts" / "grant-graph-permissions.sh"
@@ -36,6 +36,7 @@ NEVER_DEPLOYED = {
     "devhost",
     "graph_simulator",
     "bench",
+    "cli",
     "connector",
     "openapi",
     "node_modules",
@@ -54,7 +55,7 @@ def test_azure_yaml_declares_the_function_service() -> None:
 def test_parameters_file_uses_azd_placeholders_for_main_bicep_parameters() -> None:
     document = json.loads((INFRA / "main.parameters.json").read_text(encoding="utf-8"))
     declared = parse_bicep("main.bicep")["parameters"]
-    required = {name for name, spec in declared.items() if "default" not in spec}
+    required = required_parameters(declared)
     assert required <= set(document["parameters"])
     for name, entry in document["parameters"].items():
         assert name in declared, f"{name} is not a main.bicep parameter"
