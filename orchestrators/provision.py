@@ -93,6 +93,7 @@ class _Provisioning:
             )
 
     def publish(self) -> dict[str, Any]:
+        self.state.note_phase(self.now)
         document = self.state.document(self.input, self.now)
         self.context.set_custom_status(workflow.fit_custom_status(document))
         return document
@@ -161,6 +162,7 @@ class _Provisioning:
             elif attempts[error.kind] >= self.retry_limit(error.kind):
                 raise workflow.gave_up(error, what, made + 1)
             attempts[error.kind] += 1
+            self.state.note_graph_error(self.now, "retry", error)
             self.log(
                 logging.INFO, "Graph asked to retry %s (%s); waiting %.3f s", what, error.kind.value, delay
             )
@@ -231,13 +233,13 @@ class _Provisioning:
             self.log(logging.INFO, "community %s is ready", (state.community or {}).get("id"))
         except workflow.CanceledError as canceled:
             self.log(logging.INFO, "canceled by the caller in phase %s", state.phase.value)
-            state.fail(canceled)
+            state.fail(canceled, self.now)
         except WorkflowError as failure:
             self.log(logging.WARNING, "failed with %s: %s", failure.code.value, failure.message)
-            state.fail(failure)
+            state.fail(failure, self.now)
         except Exception as exc:
             self.log(logging.ERROR, "unexpected %s: %s", type(exc).__name__, exc)
-            state.fail(workflow.internal_error(exc))
+            state.fail(workflow.internal_error(exc), self.now)
         yield from self.notify()
         state.phase = Phase.DONE
         document = self.publish()
@@ -411,6 +413,7 @@ class _Provisioning:
             checks_here += 1
             error = outcome.error
             if error is not None and error.kind in READ_RETRYABLE:
+                state.note_graph_error(self.now, "check", error)
                 self.log(logging.WARNING, "status check %s: %s; checking again later", state.checks, error)
                 state.retry_after_seconds = self.jittered_retry_after(error, state.checks)
             elif error is not None:
@@ -420,6 +423,7 @@ class _Provisioning:
                 # Graph's long-running-operation pattern may send Retry-After on a successful poll too.
                 state.retry_after_seconds = status.retry_after_seconds
                 state.operation_status = status.raw_status
+                state.note(self.now, "check", graphStatus=status.raw_status)
                 if status.state is OperationState.SUCCEEDED:
                     state.resource_id = status.resource_id
                     self.log(logging.INFO, "Graph finished the creation after %s checks", state.checks)

@@ -26,6 +26,7 @@ from provisioning.models import (
     BodyTooLargeError,
     CommunityRequest,
     RequestValidationError,
+    split_users,
     validate_request,
 )
 
@@ -40,9 +41,6 @@ BatchFormat = Literal["json", "csv"]
 CSV_COLUMNS = ("displayName", "description", "privacy", "owners", "members", "onDuplicateName")
 _COLUMN_BY_KEY = {column.casefold(): column for column in CSV_COLUMNS}
 _USER_LIST_COLUMNS = frozenset({"owners", "members"})
-# Separators of owners and members in a CSV cell. None can occur in an object id or a UPN; a comma needs a
-# quoted cell, a line break (Alt+Enter in Excel) too.
-_USER_SEPARATOR = re.compile(r"[;,\r\n]")
 _JSON_FIELDS = frozenset({"items", "callbackUrl"})
 # Six columns are known; spreadsheets add empty ones. The bound, with the row limit, keeps the work on a
 # hostile body of a few MiB to milliseconds.
@@ -524,13 +522,10 @@ def _row_structure_errors(header: _Header, row: int, record: _Record) -> list[di
 
 
 def _split_users(cell: str) -> tuple[list[str], list[int]]:
-    """The non-empty entries of a cell, and the 1-based position of each among all its entries."""
-    entries, positions = [], []
-    for position, entry in enumerate(_USER_SEPARATOR.split(cell), start=1):
-        if entry.strip():
-            entries.append(entry)
-            positions.append(position)
-    return entries, positions
+    """The non-empty entries of a cell (split as a request's string of users is), and the 1-based position of
+    each among all its entries."""
+    entries = split_users(cell)
+    return [entry for _, entry in entries], [position for position, _ in entries]
 
 
 def _parse_csv_batch(body: bytes, max_items: int, policy: CallbackPolicy) -> BatchRequest:

@@ -14,7 +14,7 @@ import unicodedata
 import uuid
 from collections.abc import Mapping
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import (
     AfterValidator,
@@ -27,7 +27,7 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails
 
-from provisioning.callbacks import CallbackPolicy, CallbackUrlError
+from provisioning.callbacks import MAX_CALLBACK_URL_LENGTH, CallbackPolicy, CallbackUrlError
 
 ORCHESTRATOR_NAME = "provision_community"
 
@@ -143,6 +143,30 @@ UserReference = Annotated[
 ]
 
 
+# Separators of owners and members given as one string (what Forms, SharePoint and Excel hand a flow, and what
+# a CSV cell holds). None occurs in an object id or a UPN; line breaks separate too (Alt+Enter in Excel).
+USER_SEPARATORS = re.compile(r"[;,\r\n]")
+USER_LIST_MESSAGE = "must be an array of strings or one string of users separated by ; or ,"
+
+
+def split_users(text: str) -> list[tuple[int, str]]:
+    """The entries of a ``;``- or ``,``-separated list of users, trimmed, empty ones dropped; each with its
+    1-based position among all entries, empty ones counted (how a spreadsheet user counts them)."""
+    entries = []
+    for position, entry in enumerate(USER_SEPARATORS.split(text), start=1):
+        entry = entry.strip()
+        if entry:
+            entries.append((position, entry))
+    return entries
+
+
+def _user_list_schema(schema: dict[str, Any]) -> None:
+    """JSON Schema of owners and members: the array, or one separated string (an ``anyOf`` of the two)."""
+    array = {"type": schema.pop("type"), "items": schema.pop("items")}
+    text = {"type": "string", "description": "The users separated by `;` or `,`; empty entries are ignored."}
+    schema["anyOf"] = [array, text]
+
+
 def _dedupe_case_insensitive(values: list[str]) -> list[str]:
     seen: set[str] = set()
     unique = []
@@ -182,16 +206,19 @@ class CommunitySpec(_RequestModel):
     )
     owners: list[UserReference] = Field(
         alias="owners",
-        description="Community owners (admins): 1 to 100 Entra user object ids or user principal names. "
-        "Duplicates (case-insensitive) are removed.",
+        description="Community owners (admins): 1 to 100 Entra user object ids or user principal names, as "
+        "an array or as one string separated by `;` or `,`. Duplicates (case-insensitive) are removed.",
         examples=[["6f1b6c0e-2b1d-4c7e-9a43-6c0f4c3d2a11", "adele.vance@contoso.com"]],
+        json_schema_extra=_user_list_schema,
     )
     members: list[UserReference] = Field(
         default_factory=list,
         alias="members",
         description=f"Members added after the community exists: up to {MAX_MEMBERS} Entra user object ids or "
-        "user principal names. Duplicates (case-insensitive) are removed.",
+        "user principal names, as an array or as one string separated by `;` or `,`. Duplicates "
+        "(case-insensitive) are removed.",
         examples=[["alex.wilber@contoso.com"]],
+        json_schema_extra=_user_list_schema,
     )
     on_duplicate_name: OnDuplicateName = Field(
         default="fail",
@@ -225,10 +252,15 @@ class CommunitySpec(_RequestModel):
             return "private" if info.field_name == "privacy" else "fail"
         return value.strip().lower() if isinstance(value, str) else value
 
-    @field_validator("members", mode="before")
+    @field_validator("owners", "members", mode="before")
     @classmethod
-    def _null_members(cls, value: Any) -> Any:
-        return [] if value is None else value
+    def _user_list(cls, value: Any, info: ValidationInfo) -> Any:
+        """One string becomes the list of its entries (``owners[1]`` is then its second non-empty entry)."""
+        if value is None and info.field_name == "members":
+            return []
+        if isinstance(value, str):
+            return [entry for _, entry in split_users(value)]
+        return value
 
     @field_validator("owners", "members", mode="after")
     @classmethod
@@ -259,22 +291,73 @@ class CommunityRequest(CommunitySpec):
     @field_validator("callback_url", mode="after")
     @classmethod
     def _check_callback_url(cls, value: str | None, info: ValidationInfo) -> str | None:
-        if value is None or not value.strip():
-            return None
-        context = info.context if isinstance(info.context, Mapping) else {}
-        policy = context.get("callback_policy")
-        if not isinstance(policy, CallbackPolicy):
-            policy = CallbackPolicy.from_settings()
-        try:
-            return policy.check_url(value.strip())
-        except CallbackUrlError as err:
-            raise ValueError(str(err)) from None
+        return _checked_callback_url(value, info)
 
     def spec(self) -> CommunitySpec:
         return CommunitySpec.model_validate(self.model_dump(by_alias=True, include=_SPEC_FIELDS))
 
 
 _SPEC_FIELDS = set(CommunitySpec.model_fields)
+
+
+def _checked_callback_url(value: str | None, info: ValidationInfo) -> str | None:
+    """The trimmed callback URL if the callback policy of the validation context accepts it; None if blank."""
+    if value is None or not value.strip():
+        return None
+    context = info.context if isinstance(info.context, Mapping) else {}
+    policy = context.get("callback_policy")
+    if not isinstance(policy, CallbackPolicy):
+        policy = CallbackPolicy.from_settings()
+    try:
+        return policy.check_url(value.strip())
+    except CallbackUrlError as err:
+        raise ValueError(str(err)) from None
+
+
+class CommunitySubscription(CommunityRequest):
+    """The body of ``POST /api/communities/subscriptions`` (an HTTP Webhook action's subscribe call): a
+    request whose ``callbackUrl`` is required, since it also names the subscription for the unsubscribe."""
+
+    callback_url: str = Field(
+        alias="callbackUrl",
+        description="The HTTP Webhook action's listCallbackUrl(): receives the final status document as a "
+        "POST, and names this subscription in the unsubscribe call. Its host must be on the app's "
+        "allow-list.",
+        examples=[
+            "https://prod-01.westeurope.logic.azure.com/workflows/abc/runs/def/actions/wait/run?sig=..."
+        ],
+    )
+
+    @field_validator("callback_url", mode="after")
+    @classmethod
+    def _check_callback_url(cls, value: str | None, info: ValidationInfo) -> str:
+        checked = _checked_callback_url(value, info)
+        if checked is None:
+            raise ValueError("must not be empty: send the HTTP Webhook action's listCallbackUrl()")
+        return checked
+
+
+class UnsubscribeRequest(_RequestModel):
+    """The body of ``POST /api/communities/subscriptions/unsubscribe`` (the action's unsubscribe call)."""
+
+    callback_url: str = Field(
+        alias="callbackUrl",
+        description="The callback URL the subscribe call sent (the HTTP Webhook action's listCallbackUrl()).",
+        examples=[
+            "https://prod-01.westeurope.logic.azure.com/workflows/abc/runs/def/actions/wait/run?sig=..."
+        ],
+    )
+
+    @field_validator("callback_url", mode="after")
+    @classmethod
+    def _check_callback_url(cls, value: str) -> str:
+        # Not held to the callback policy: a subscription must stay cancelable after the allow-list changed.
+        value = value.strip()
+        if not value:
+            raise ValueError("must not be empty")
+        if len(value) > MAX_CALLBACK_URL_LENGTH:
+            raise ValueError(f"must be at most {MAX_CALLBACK_URL_LENGTH} characters")
+        return value
 
 
 class QueueCommunityRequest(CommunityRequest):
@@ -362,6 +445,8 @@ def _translate(error: ErrorDetails) -> list[dict[str, str]]:
         return [{"field": field, "message": f"must be one of {expected}"}]
     if kind == "too_short" and field == "owners":
         return [{"field": field, "message": "must name at least one owner"}]
+    if kind == "list_type" and error["loc"] in (("owners",), ("members",)):
+        return [{"field": field, "message": USER_LIST_MESSAGE}]
     message = _TYPE_MESSAGES.get(kind) or error["msg"]
     return [{"field": field, "message": message}]
 
@@ -499,12 +584,41 @@ def validate_request(
     *,
     source: Source = "http",
     callback_policy: CallbackPolicy | None = None,
+    model: type[CommunityRequest] | None = None,
 ) -> CommunityRequest:
     """Validate a request body (HTTP) or message (queue; returns a ``QueueCommunityRequest``).
 
     Raises ``RequestValidationError`` listing every problem with a human-readable field path (``owners[3]``).
-    ``callback_policy`` defaults to the one built from the app settings.
+    ``callback_policy`` defaults to the one built from the app settings; ``model`` (default: by ``source``)
+    is the body's model, e.g. ``CommunitySubscription``.
     """
+    data = _json_object(payload)
+    if model is None:
+        model = QueueCommunityRequest if source == "queue" else CommunityRequest
+    context = {"callback_policy": callback_policy or CallbackPolicy.from_settings()}
+    return _validated(model, data, context)
+
+
+def validate_unsubscribe(payload: bytes | str | Mapping[str, Any]) -> str:
+    """The callback URL of an unsubscribe body (``UnsubscribeRequest``); ``RequestValidationError`` else."""
+    return _validated(UnsubscribeRequest, _json_object(payload)).callback_url
+
+
+_ModelT = TypeVar("_ModelT", bound=BaseModel)
+
+
+def _validated(model: type[_ModelT], data: Mapping[str, Any], context: Any = None) -> _ModelT:
+    try:
+        return model.model_validate(dict(data), context=context)
+    except ValidationError as err:
+        errors: list[dict[str, str]] = []
+        for detail in err.errors(include_url=False, include_input=False):
+            errors.extend(_translate(detail))
+        raise RequestValidationError(_bounded(errors)) from None
+
+
+def _json_object(payload: bytes | str | Mapping[str, Any]) -> Mapping[str, Any]:
+    """The body as a JSON object, held to the body limits; ``RequestValidationError`` naming ``body`` else."""
     if isinstance(payload, Mapping):
         unicode_errors = _unicode_errors(payload)
         if unicode_errors:
@@ -520,16 +634,7 @@ def validate_request(
         data = parse_json_body(payload)
     if not isinstance(data, Mapping):
         raise _body_error("must be a JSON object")
-    model: type[CommunityRequest] = QueueCommunityRequest if source == "queue" else CommunityRequest
-    try:
-        return model.model_validate(
-            dict(data), context={"callback_policy": callback_policy or CallbackPolicy.from_settings()}
-        )
-    except ValidationError as err:
-        errors: list[dict[str, str]] = []
-        for detail in err.errors(include_url=False, include_input=False):
-            errors.extend(_translate(detail))
-        raise RequestValidationError(_bounded(errors)) from None
+    return data
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -640,6 +745,41 @@ class ErrorInfo(_DocumentModel):
     )
 
 
+TimelineEvent = Literal["phase", "check", "retry", "error"]
+
+
+class TimelineEntry(_DocumentModel):
+    """One step of a request's history, for operators: a phase entered, a status check, a wait Graph asked
+    for, the final error. Written by the orchestrator from its own (replay-safe) clock."""
+
+    at: str = Field(alias="at", description="When (ISO-8601, UTC).", examples=["2026-01-01T10:00:30Z"])
+    event: TimelineEvent = Field(
+        alias="event",
+        description="`phase`: the request entered `phase`; `check`: a status check of Graph's creation "
+        "operation; `retry`: Graph asked to try a call again later (throttled or unavailable); `error`: the "
+        "request ended with `code`.",
+        examples=["check"],
+    )
+    phase: Phase | None = Field(default=None, alias="phase", examples=["waiting-for-graph"])
+    graph_status: str | None = Field(
+        default=None,
+        alias="graphStatus",
+        description="`check`: the operation status Graph reported (notStarted, running, succeeded, ...).",
+        examples=["running"],
+    )
+    http_status: int | None = Field(
+        default=None, alias="httpStatus", description="Graph's HTTP status of a failed call.", examples=[429]
+    )
+    code: str | None = Field(
+        default=None,
+        alias="code",
+        description="`error`: the request's error code; `retry` or `check`: Graph's error code, if any.",
+    )
+    graph_request_id: str | None = Field(
+        default=None, alias="graphRequestId", description="Graph's request-id of the call, if any."
+    )
+
+
 class StatusDocument(_DocumentModel):
     """The state of one request: what GET returns, the callback receives and the results queue carries."""
 
@@ -665,6 +805,12 @@ class StatusDocument(_DocumentModel):
     )
     members: MemberResults | None = Field(default=None, alias="members")
     error: ErrorInfo | None = Field(default=None, alias="error")
+    timeline: list[TimelineEntry] | None = Field(
+        default=None,
+        alias="timeline",
+        description="The request's recent history, oldest first: phases, status checks, Graph's requests to "
+        "wait, the final error. Bounded: the oldest checks and waits give way to newer ones.",
+    )
     callback: CallbackState | None = Field(default=None, alias="callback")
     request_id: str | None = Field(
         default=None, alias="requestId", description="The queue message's requestId (queue channel only)."

@@ -42,10 +42,12 @@ from provisioning.models import (
     CallbackState,
     CommunityRequest,
     CommunitySpec,
+    CommunitySubscription,
     ErrorCode,
     FieldError,
     RequestStatus,
     StatusDocument,
+    UnsubscribeRequest,
 )
 from provisioning.problems import PROBLEM_CONTENT_TYPE, ProblemCode
 
@@ -57,11 +59,25 @@ API_TITLE = "Viva Engage Community Provisioner"
 CONNECTOR_TITLE = "Viva Engage Communities"
 API_VERSION = "1.0.0"
 BASE_PATH = "/api"  # host.json extensions.http.routePrefix
-CONNECTOR_HOST = "your-function-app.azurewebsites.net"  # replaced on import (General tab → Host)
+# Only a placeholder: every call goes to the connection's host (the dynamichosturl policy of
+# connector/apiProperties.json replaces host and basePath with https://<Host name>/api).
+CONNECTOR_HOST = "your-function-app.azurewebsites.net"
 FUNCTION_KEY_HEADER = "x-functions-key"
 FUNCTION_KEY_QUERY = "code"
-# apiProperties.json names its connection parameter after this security definition.
-CONNECTOR_SECURITY_NAME = "api_key"
+# The publisher's details in both documents (info.contact) and the connector's metadata. The .example names
+# (RFC 2606) are placeholders: set the deploying organisation's here, regenerate, and set the same publisher
+# in connector/apiProperties.json (a test checks that they agree).
+CONNECTOR_PUBLISHER = "Viva Engage Community Provisioner maintainers"
+CONTACT = {
+    "name": CONNECTOR_PUBLISHER,
+    "url": "https://viva-engage-provisioner.example/support",
+    "email": "support@viva-engage-provisioner.example",
+}
+CONNECTOR_METADATA = (
+    ("Website", "https://viva-engage-provisioner.example"),
+    ("Privacy policy", "https://viva-engage-provisioner.example/privacy"),
+    ("Categories", "Collaboration;IT Operations"),
+)
 JSON_CONTENT_TYPE = "application/json"
 CSV_CONTENT_TYPE = "text/csv"
 
@@ -69,9 +85,13 @@ COMMUNITIES_PATH = "/communities"
 REQUEST_PATH = "/communities/requests/{id}"
 REQUESTS_PATH = "/communities/requests"
 RETRY_PATH = "/communities/requests/{id}/retry"
+STATUS_NOW_PATH = "/communities/requests/{id}/status"
 BATCHES_PATH = "/communities/batches"
 BATCH_PATH = "/communities/batches/{id}"
+BATCH_RETRY_PATH = "/communities/batches/{id}/retry"
 OPENAPI_PATH = "/openapi.json"
+SUBSCRIPTIONS_PATH = "/communities/subscriptions"
+UNSUBSCRIBE_PATH = "/communities/subscriptions/unsubscribe"
 REQUEST_ID_PATTERN = f"^{REQUEST_ID_PREFIX}[0-9a-f]{{32}}$"
 BATCH_ID_PATTERN = f"^{BATCH_ID_PREFIX}[0-9a-f]{{32}}$"
 # Item pages of GET /api/communities/batches/{id} (triggers/batch_api.py; tests check they agree).
@@ -95,6 +115,18 @@ CONNECTOR_BODY_VISIBILITY = {
     "callbackUrl": "internal",
 }
 _ACRONYMS = {"id": "ID", "url": "URL", "uri": "URI"}
+# What the connector's drop-downs show for the values of the request's enums (x-ms-enum-values).
+CONNECTOR_ENUM_DISPLAY_NAMES = {
+    "privacy": {
+        "private": "Private: members only",
+        "public": "Public: anyone in the organization",
+    },
+    "onDuplicateName": {
+        "fail": "Fail if the name is taken",
+        "adopt": "Use the existing community",
+        "create": "Create another one with the same name",
+    },
+}
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -282,6 +314,47 @@ class BatchDocument(BaseModel):
     next_link: str | None = Field(
         default=None, alias="nextLink", description="GET only: URL of the next page, while more items follow."
     )
+    retry_of: str | None = Field(
+        default=None, alias="retryOf", description="A retry batch: the batch whose items it starts again."
+    )
+    retried_by: str | None = Field(
+        default=None,
+        alias="retriedBy",
+        description="GET of a settled batch that was retried: the id of its retry batch.",
+    )
+
+
+class BatchRetryAcceptedAnswer(BaseModel):
+    """The body of `202 Accepted` from `POST /api/communities/batches/{id}/retry`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(description="Id of the retry batch (the same for every retry of one batch).")
+    status: BatchStatus = Field(description="The retry batch's status.")
+    status_uri: str = Field(alias="statusUri", description="Absolute URL of the retry batch, as Location.")
+    retry_of: str = Field(alias="retryOf", description="The retried batch.")
+    total: int = Field(ge=1, description="Items started again: those that did not succeed.")
+
+
+class BatchSummary(BatchDocument):
+    """One row of `GET /api/communities/batches`: the batch document as its GET answers it, without items."""
+
+    status_uri: str = Field(
+        alias="statusUri",
+        description="Absolute URL of the batch (its document with the items).",
+        examples=["https://your-function-app.azurewebsites.net/api/communities/batches/batch-9d0c4e2a..."],
+    )
+
+
+class BatchList(BaseModel):
+    """The answer of `GET /api/communities/batches`: one page of batches, newest first."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    items: list[BatchSummary] = Field(description="The page's batches, newest first.")
+    next_link: str | None = Field(
+        default=None, alias="nextLink", description="URL of the next page (also in the Link header)."
+    )
 
 
 class RequestSummary(BaseModel):
@@ -351,10 +424,14 @@ class Content:
 @dataclass(frozen=True)
 class Response:
     description: str
-    contents: tuple[Content, ...] = ()  # Swagger 2.0 has one schema per answer: it takes the first
+    # OpenAPI 3 lists each content type (a oneOf where one type has two schemas); Swagger 2.0 has one schema
+    # per answer, so an answer with two schemas gets a definition whose properties are those of both.
+    contents: tuple[Content, ...] = ()
     headers: tuple[str, ...] = ()  # names from HEADERS
     # The connector's answer when it differs: what the action ends with after following Location.
     connector: Response | None = None
+    # Only in the connector: an action's outputs after following Location (the call itself never answers it).
+    connector_only: bool = False
 
 
 @dataclass(frozen=True)
@@ -395,7 +472,8 @@ class Operation:
 # Answer headers: (description, OpenAPI 3.0 schema); Swagger 2.0 takes the schema's type.
 HEADERS: dict[str, tuple[str, dict[str, Any]]] = {
     "Location": (
-        "Absolute status URL to poll with GET (carries `?code=` when the call used it).",
+        "Absolute status URL to poll with GET: on the connection's gateway when the call came through the "
+        "connector, else on the API (carrying `?code=` when the call used it).",
         {"type": "string", "format": "uri"},
     ),
     "Retry-After": ("Seconds to wait before calling again.", {"type": "integer", "minimum": 1}),
@@ -431,12 +509,13 @@ _IDEMPOTENCY_KEY = Parameter(
     name=IDEMPOTENCY_KEY_HEADER,
     location="header",
     summary="Idempotency Key",
-    description="Any string up to 256 characters, e.g. the flow run name. A retried POST with the same key "
-    "and body starts nothing new and answers with the existing request; the same key with another body is "
-    "409 IdempotencyConflict.",
+    description="Makes a retried action safe: enter the flow run's name, the expression "
+    "workflow()?['run']?['name'] (in a loop, add the item's ID). A retry with the same key and community "
+    "creates nothing new and answers with the first request; the same key with other details fails (409 "
+    "IdempotencyConflict). Empty: every run creates a community. Up to 256 characters.",
     required=False,
     schema={"type": "string", "minLength": 1, "maxLength": MAX_REQUEST_ID_LENGTH},
-    visibility="advanced",
+    visibility="important",
 )
 _BATCH_ID = Parameter(
     name="id",
@@ -448,9 +527,10 @@ _BATCH_ID = Parameter(
 )
 _BATCH_IDEMPOTENCY_KEY = dataclasses.replace(
     _IDEMPOTENCY_KEY,
-    description="Any string up to 256 characters, e.g. the flow run name. A retried POST with the same key "
-    "and items starts nothing new and answers with the existing batch; the same key with other items is 409 "
-    "IdempotencyConflict.",
+    description="Makes a retried action safe: enter the flow run's name, the expression "
+    "workflow()?['run']?['name']. A retry with the same key and items starts nothing new and answers with "
+    "the first batch; the same key with other items fails (409 IdempotencyConflict). Empty: every run "
+    "starts a batch. Up to 256 characters.",
 )
 _VALIDATE_ONLY = Parameter(
     name="validateOnly",
@@ -480,6 +560,9 @@ _TOP = Parameter(
     visibility="advanced",
 )
 _BATCH_DOCUMENT = "BatchDocument"
+# HTTP functions of the app that are not part of the API, so in neither document: the operators' page
+# (HTML, anonymous because it holds no data; triggers/dashboard.py).
+UNDESCRIBED_FUNCTIONS = frozenset({"get_dashboard"})
 
 OPERATIONS: tuple[Operation, ...] = (
     Operation(
@@ -506,8 +589,9 @@ OPERATIONS: tuple[Operation, ...] = (
             "400": _problem("ValidationFailed: the body or the Idempotency-Key is invalid; nothing started."),
             "401": _UNAUTHORIZED,
             "409": Response(
-                "IdempotencyConflict (problem): the key was used with a different body; or, for a key whose "
-                "request was canceled, the Canceled status document.",
+                "IdempotencyConflict (a problem, application/problem+json): the key was used with a "
+                "different body; or, for a key whose request was canceled, the Canceled status document "
+                "(application/json).",
                 (Content("Problem", PROBLEM_CONTENT_TYPE), Content("StatusDocument")),
             ),
             "413": _problem("PayloadTooLarge: the body exceeds 64 KiB."),
@@ -536,6 +620,23 @@ OPERATIONS: tuple[Operation, ...] = (
             "404": _problem("NotFound: no request with this id."),
             "409": _document("Canceled: the request was canceled (error.code Canceled)."),
             "422": _document("Failed: see error.code and error.message."),
+        },
+    ),
+    Operation(
+        function_name="get_community_request_now",
+        method="get",
+        path=STATUS_NOW_PATH,
+        operation_id="GetRequestStatusNow",
+        summary="Get the current status of a community request",
+        description="The request's status document at once: always 200 for a known request, also while "
+        "it runs and when it failed or was canceled, and never waits. Use it to show progress (phase, "
+        "operation) or to branch on status; Get the status of a community request waits for the outcome.",
+        parameters=(_REQUEST_ID,),
+        visibility="advanced",
+        responses={
+            "200": _document("The status document as it is now: Running, Succeeded, Failed or Canceled."),
+            "401": _UNAUTHORIZED,
+            "404": _problem("NotFound: no request with this id."),
         },
     ),
     Operation(
@@ -582,14 +683,15 @@ OPERATIONS: tuple[Operation, ...] = (
         visibility="important",
         responses={
             "200": Response(
-                "validateOnly=true: the batch is valid; nothing was started.",
-                (Content("BatchValidationAnswer"),),
+                "validateOnly=true: the batch is valid and nothing was started (BatchValidationAnswer); or "
+                "the settled batch of this Idempotency-Key and items, without items (BatchDocument).",
+                (Content("BatchValidationAnswer"), Content(_BATCH_DOCUMENT)),
                 connector=_document(
                     "Settled: the final batch document (after following Location).", schema=_BATCH_DOCUMENT
                 ),
             ),
             "202": Response(
-                "Accepted (or the batch of this Idempotency-Key and items): poll Location.",
+                "Accepted (or the running batch of this Idempotency-Key and items): poll Location.",
                 (Content("BatchAcceptedAnswer"),),
                 POLLING_HEADERS,
             ),
@@ -661,6 +763,36 @@ OPERATIONS: tuple[Operation, ...] = (
         },
     ),
     Operation(
+        function_name="retry_batch",
+        method="post",
+        path=BATCH_RETRY_PATH,
+        operation_id="RetryCommunityBatch",
+        summary="Retry the items of a community batch that did not succeed",
+        description="Starts the failed, canceled and never started items of a settled batch again, as a "
+        "new batch (retryOf names the old one; its items' retryOf name the requests they retry). A repeated "
+        "retry answers the same new batch. Answers 202 with its URL in Location.",
+        parameters=(_BATCH_ID,),
+        visibility="advanced",
+        responses={
+            "200": dataclasses.replace(
+                _document(
+                    "Settled: the retry batch's final document (after following Location).",
+                    schema=_BATCH_DOCUMENT,
+                ),
+                connector_only=True,
+            ),
+            "202": Response(
+                "The retry batch: poll Location.", (Content("BatchRetryAcceptedAnswer"),), POLLING_HEADERS
+            ),
+            "401": _UNAUTHORIZED,
+            "404": _problem("NotFound: no batch with this id."),
+            "409": _problem(
+                "NotRetryable: the batch is still running, or every item succeeded (see batchStatus)."
+            ),
+            "503": _unavailable("ServiceUnavailable: the retry was not started; send it again."),
+        },
+    ),
+    Operation(
         function_name="list_community_requests",
         method="get",
         path=REQUESTS_PATH,
@@ -706,6 +838,15 @@ OPERATIONS: tuple[Operation, ...] = (
                 visibility="advanced",
             ),
             Parameter(
+                name="batchId",
+                location="query",
+                summary="Batch ID",
+                description="Only the items of this batch (`batch-...`).",
+                required=False,
+                schema={"type": "string", "pattern": BATCH_ID_PATTERN},
+                visibility="advanced",
+            ),
+            Parameter(
                 name="top",
                 location="query",
                 summary="Top",
@@ -733,6 +874,52 @@ OPERATIONS: tuple[Operation, ...] = (
         },
     ),
     Operation(
+        function_name="list_community_batches",
+        method="get",
+        path=BATCHES_PATH,
+        operation_id="ListCommunityBatches",
+        summary="List community batches",
+        description="Batches newest first, filtered by status, one page at a time: each row is the batch's "
+        "document (counts, progress, estimated completion) without items, with its URL; while more follow, "
+        "nextLink (and a Link rel=next header) holds the URL of the next page.",
+        parameters=(
+            Parameter(
+                name="status",
+                location="query",
+                summary="Status",
+                description="Comma-separated: Running, Succeeded, PartiallySucceeded, Failed, Canceled.",
+                required=False,
+                schema={"type": "string"},
+                visibility="advanced",
+            ),
+            Parameter(
+                name="top",
+                location="query",
+                summary="Top",
+                description="Batches on the page, 1 to 500 (default 50).",
+                required=False,
+                schema={"type": "integer", "minimum": 1, "maximum": 500, "default": 50},
+                visibility="advanced",
+            ),
+            Parameter(
+                name="continuationToken",
+                location="query",
+                summary="Continuation Token",
+                description="From nextLink: the page after it.",
+                required=False,
+                schema={"type": "string"},
+                visibility="advanced",
+            ),
+        ),
+        visibility="advanced",
+        responses={
+            "200": _document("One page of batches.", schema="BatchList"),
+            "400": _problem("ValidationFailed: status, top or the continuation token is invalid."),
+            "401": _UNAUTHORIZED,
+            "503": _unavailable("ServiceUnavailable: the batches could not be listed; try again."),
+        },
+    ),
+    Operation(
         function_name="retry_community_request",
         method="post",
         path=RETRY_PATH,
@@ -743,6 +930,10 @@ OPERATIONS: tuple[Operation, ...] = (
         parameters=(_REQUEST_ID,),
         visibility="advanced",
         responses={
+            "200": dataclasses.replace(
+                _document("Succeeded: the new request's final status document (after following Location)."),
+                connector_only=True,
+            ),
             "202": Response(
                 "The new request: poll Location.", (Content("RetryAcceptedAnswer"),), POLLING_HEADERS
             ),
@@ -754,6 +945,58 @@ OPERATIONS: tuple[Operation, ...] = (
             ),
             "503": _unavailable("ServiceUnavailable: the retry was not started; send it again."),
         },
+    ),
+    # The HTTP Webhook action's subscribe and unsubscribe calls (docs/power-automate.md, recipe 2). Not in the
+    # connector: a connector action has no listCallbackUrl() to send.
+    Operation(
+        function_name="subscribe_community_request",
+        method="post",
+        path=SUBSCRIPTIONS_PATH,
+        operation_id="SubscribeCommunityRequest",
+        summary="Create a Viva Engage community and report to a callback URL",
+        description="The subscribe call of an HTTP Webhook action: the body of POST /communities with a "
+        "required callbackUrl (listCallbackUrl()), which receives the final status document once. The "
+        "callback URL is the idempotency key: a retried subscribe starts nothing new. Answers 202 without "
+        "Location or Retry-After, so that the action waits for the callback instead of polling.",
+        body=Body("CommunitySubscription", "Community", "The community to create and the callback URL."),
+        responses={
+            "200": _document("Succeeded: the request of this callback URL has already finished."),
+            "202": Response("Accepted and running: the callback follows.", (Content("AcceptedAnswer"),)),
+            "400": _problem("ValidationFailed: the body is invalid or has no callbackUrl; nothing started."),
+            "401": _UNAUTHORIZED,
+            "409": Response(
+                "IdempotencyConflict (problem): the callback URL was used with a different body; or the "
+                "Canceled status document of its request.",
+                (Content("Problem", PROBLEM_CONTENT_TYPE), Content("StatusDocument")),
+            ),
+            "413": _problem("PayloadTooLarge: the body exceeds 64 KiB."),
+            "415": _problem("UnsupportedMediaType: Content-Type is not application/json (UTF-8)."),
+            "422": _document("Failed: the request of this callback URL has already finished and failed."),
+            "503": _unavailable("ServiceUnavailable: not started (storage fault); send it again."),
+        },
+        in_connector=False,
+    ),
+    Operation(
+        function_name="unsubscribe_community_request",
+        method="post",
+        path=UNSUBSCRIBE_PATH,
+        operation_id="UnsubscribeCommunityRequest",
+        summary="Cancel the community request of a callback URL",
+        description="The unsubscribe call of an HTTP Webhook action (flow run canceled, action timed out, "
+        "or after the callback): cancels the request that this callbackUrl subscribed, and no other, like "
+        "DELETE on its status URL. A request that has finished is left as it is (200).",
+        body=Body("UnsubscribeRequest", "Subscription", "The callback URL the subscribe call sent."),
+        responses={
+            "200": _document("The request's outcome is settled: Canceled now, or as it had finished."),
+            "202": _document("Cancel requested but not yet processed: the Canceled callback follows."),
+            "400": _problem("ValidationFailed: the body has no callbackUrl."),
+            "401": _UNAUTHORIZED,
+            "404": _problem("NotFound: no request was subscribed with this callback URL."),
+            "413": _problem("PayloadTooLarge: the body exceeds 64 KiB."),
+            "415": _problem("UnsupportedMediaType: Content-Type is not application/json (UTF-8)."),
+            "503": _unavailable("ServiceUnavailable: the cancel could not be delivered; send it again."),
+        },
+        in_connector=False,
     ),
     Operation(
         function_name="get_openapi_document",
@@ -799,9 +1042,15 @@ class _SchemaConverter:
         schema = {key: value for key, value in node.items() if key not in ("title", "$defs")}
         if "anyOf" in schema:
             variants = [variant for variant in schema.pop("anyOf") if variant.get("type") != "null"]
+            was_nullable = len(variants) < len(node["anyOf"])
+            if [variant.get("type") for variant in variants] == ["array", "string"]:
+                # A user list sent as an array or as one separated string (owners, members). Swagger 2.0 has
+                # no unions: the connector describes the array, which is what a maker's action card shows.
+                if self.dialect == "openapi3":
+                    return {**self.convert(schema), "anyOf": [self.convert(variant) for variant in variants]}
+                variants = variants[:1]
             if len(variants) != 1:
                 raise ValueError(f"unions other than X | None cannot be described: {node}")
-            was_nullable = len(variants) < len(node["anyOf"])
             schema = {**variants[0], **schema}
             if was_nullable and self.nullable:
                 schema["nullable" if self.dialect == "openapi3" else "x-nullable"] = True
@@ -829,6 +1078,11 @@ class _SchemaConverter:
         schema = self.convert(node)
         if self.dialect == "swagger2":
             schema["x-ms-summary"] = _summary(name)
+            display_names = CONNECTOR_ENUM_DISPLAY_NAMES.get(name)
+            if display_names is not None and "enum" in schema:
+                schema["x-ms-enum-values"] = [
+                    {"value": value, "displayName": display_names[value]} for value in schema["enum"]
+                ]
         return schema
 
     def _resolve_ref(self, schema: dict[str, Any]) -> dict[str, Any]:
@@ -851,6 +1105,8 @@ def _raw_request_schema() -> dict[str, Any]:
 
 
 REQUEST_MODELS: tuple[type[BaseModel], ...] = (CommunityRequest, CommunityBatchRequest)
+# Bodies of operations kept out of the connector (OpenAPI 3 only).
+WEBHOOK_REQUEST_MODELS: tuple[type[BaseModel], ...] = (CommunitySubscription, UnsubscribeRequest)
 ANSWER_MODELS: tuple[type[BaseModel], ...] = (
     StatusDocument,
     AcceptedAnswer,
@@ -861,6 +1117,8 @@ ANSWER_MODELS: tuple[type[BaseModel], ...] = (
     RequestList,
     RetryAcceptedAnswer,
     RetryConflict,
+    BatchRetryAcceptedAnswer,
+    BatchList,
 )
 
 
@@ -874,7 +1132,8 @@ def _definitions(models: Sequence[type[BaseModel]], mode: JsonSchemaMode, dialec
 
 def component_schemas(dialect: Dialect) -> dict[str, Any]:
     """Named schemas: the request bodies (validation), the answers (serialization); enums are inlined."""
-    requests = _definitions(REQUEST_MODELS, "validation", dialect)
+    webhook = WEBHOOK_REQUEST_MODELS if dialect == "openapi3" else ()
+    requests = _definitions((*REQUEST_MODELS, *webhook), "validation", dialect)
     answers = _definitions(ANSWER_MODELS, "serialization", dialect)
     if set(requests) & set(answers):
         raise ValueError(f"a model is both a request body and an answer: {set(requests) & set(answers)}")
@@ -926,7 +1185,16 @@ def csv_example() -> str:
     return buffer.getvalue()
 
 
+def subscription_examples() -> dict[str, dict[str, Any]]:
+    """The subscribe call's body (the request with its callback URL) and the unsubscribe call's."""
+    webhook = request_examples()["webhook"]
+    return {"webhook": webhook, "unsubscribe": {"callbackUrl": webhook["callbackUrl"]}}
+
+
 def body_examples(schema: str) -> dict[str, dict[str, Any]]:
+    if schema in ("CommunitySubscription", "UnsubscribeRequest"):
+        key = "webhook" if schema == "CommunitySubscription" else "unsubscribe"
+        return {key: subscription_examples()[key]}
     return {"CommunityRequest": request_examples, "CommunityBatchRequest": batch_examples}[schema]()
 
 
@@ -946,7 +1214,15 @@ _DESCRIPTION = (
     "(Failed) or 409 (Canceled). Errors are application/problem+json. Authenticate with a host key in the "
     "x-functions-key header or the code query parameter (a function key opens only its own function, and the "
     "status URL belongs to another function than the start). POST /api/communities/batches starts up to "
-    f"{MAX_BATCH_ITEMS:,} requests at once (JSON or CSV); its URL is polled the same way."
+    f"{MAX_BATCH_ITEMS:,} requests at once (JSON or CSV); its URL is polled the same way. "
+    "GET /api/communities/requests/{id}/status answers the status document at once (200), without waiting."
+)
+# The connector's description (Power Platform asks for 30 to 500 characters).
+CONNECTOR_DESCRIPTION = (
+    "Creates Viva Engage communities, one at a time or in batches, and waits until each is ready: owners "
+    "and members added, or a clear error such as a name already taken. Retried actions are safe with an "
+    "idempotency key. Runs on your organization's Viva Engage Community Provisioner (an Azure function app); "
+    "sign in with a function key or Microsoft Entra ID."
 )
 
 
@@ -971,12 +1247,27 @@ def _openapi3_response(response: Response) -> dict[str, Any]:
     rendered: dict[str, Any] = {"description": response.description}
     if response.headers:
         rendered["headers"] = {name: {"$ref": f"#/components/headers/{name}"} for name in response.headers}
-    if response.contents:
+    by_type: dict[str, list[str | None]] = {}
+    for content in response.contents:
+        by_type.setdefault(content.content_type, []).append(content.schema)
+    if by_type:
         rendered["content"] = {
-            content.content_type: {"schema": _schema_ref(content.schema, "openapi3")}
-            for content in response.contents
+            content_type: {"schema": _one_of(names)} for content_type, names in by_type.items()
         }
     return rendered
+
+
+def _one_of(names: Sequence[str | None]) -> dict[str, Any]:
+    refs = [_schema_ref(name, "openapi3") for name in names]
+    return refs[0] if len(refs) == 1 else {"oneOf": refs}
+
+
+def _distinct_schemas(response: Response) -> list[str | None]:
+    return list(dict.fromkeys(content.schema for content in response.contents))
+
+
+def _merged_name(names: Sequence[str | None]) -> str:
+    return "Or".join(name or "Object" for name in names)
 
 
 def _swagger2_response(response: Response) -> dict[str, Any]:
@@ -986,9 +1277,47 @@ def _swagger2_response(response: Response) -> dict[str, Any]:
             name: {"type": HEADERS[name][1]["type"], "description": HEADERS[name][0]}
             for name in response.headers
         }
-    if response.contents:
-        rendered["schema"] = _schema_ref(response.contents[0].schema, "swagger2")
+    names = _distinct_schemas(response)
+    if names:
+        rendered["schema"] = _schema_ref(names[0] if len(names) == 1 else _merged_name(names), "swagger2")
     return rendered
+
+
+def _meaning(prop: Mapping[str, Any]) -> str:
+    """What a property holds, in words: its description, else its values; and its type."""
+    text = str(prop.get("description") or "").rstrip(".")
+    if not text and "enum" in prop:
+        text = "one of " + ", ".join(str(value) for value in prop["enum"])
+    return f"{text} ({prop['type']})" if "type" in prop else text
+
+
+def _merged_definition(names: Sequence[str], definitions: Mapping[str, Any]) -> dict[str, Any]:
+    """A Swagger 2.0 schema that admits each of the named definitions (Swagger 2.0 has no oneOf): the
+    properties of all of them, a property they define differently left untyped, and only the fields all of
+    them require."""
+    parts = [definitions[name] for name in names]
+    properties: dict[str, Any] = {}
+    for part in parts:
+        for key, prop in part.get("properties", {}).items():
+            properties.setdefault(key, prop)
+    for key in properties:
+        meanings = {
+            name: part["properties"][key]
+            for name, part in zip(names, parts, strict=True)
+            if key in part["properties"]
+        }
+        if len({json.dumps(prop, sort_keys=True) for prop in meanings.values()}) > 1:
+            described = " ".join(f"{name}: {_meaning(prop)}." for name, prop in meanings.items())
+            properties[key] = {"description": described, "x-ms-summary": _summary(key)}
+    merged: dict[str, Any] = {
+        "type": "object",
+        "description": "One of: " + ", ".join(names) + ".",
+        "properties": properties,
+    }
+    required = set.intersection(*(set(part.get("required", [])) for part in parts))
+    if required:
+        merged["required"] = sorted(required)
+    return merged
 
 
 def _openapi3_operation(operation: Operation) -> dict[str, Any]:
@@ -1014,7 +1343,9 @@ def _openapi3_operation(operation: Operation) -> dict[str, Any]:
             }
         rendered["requestBody"] = {"description": body.description, "required": True, "content": content}
     rendered["responses"] = {
-        code: _openapi3_response(response) for code, response in operation.responses.items()
+        code: _openapi3_response(response)
+        for code, response in operation.responses.items()
+        if not response.connector_only
     }
     return rendered
 
@@ -1050,6 +1381,17 @@ def _swagger2_operation(operation: Operation) -> dict[str, Any]:
     return rendered
 
 
+def _connector_definitions() -> dict[str, Any]:
+    """The Swagger 2.0 schemas, with one merged definition for each answer that has two schemas."""
+    definitions = component_schemas("swagger2")
+    for operation in OPERATIONS:
+        for response in operation.responses.values():
+            names = _distinct_schemas(response.connector or response)
+            if operation.in_connector and len(names) > 1:
+                definitions[_merged_name(names)] = _merged_definition([str(n) for n in names], definitions)
+    return dict(sorted(definitions.items()))
+
+
 def _paths(dialect: Dialect) -> dict[str, dict[str, Any]]:
     paths: dict[str, dict[str, Any]] = {}
     for operation in OPERATIONS:
@@ -1064,7 +1406,7 @@ def openapi_document() -> dict[str, Any]:
     """The OpenAPI 3.0 description of every HTTP route (servers relative: the document's own host)."""
     return {
         "openapi": OPENAPI_VERSION,
-        "info": {"title": API_TITLE, "version": API_VERSION, "description": _DESCRIPTION},
+        "info": {"title": API_TITLE, "version": API_VERSION, "description": _DESCRIPTION, "contact": CONTACT},
         "servers": [{"url": BASE_PATH}],
         "security": [{"functionKey": []}, {"functionKeyQuery": []}],
         "paths": _paths("openapi3"),
@@ -1094,21 +1436,32 @@ def openapi_document() -> dict[str, Any]:
 
 
 def connector_definition() -> dict[str, Any]:
-    """The Swagger 2.0 definition of the Power Platform custom connector."""
+    """The Swagger 2.0 definition of the Power Platform custom connector.
+
+    It declares no security: a connection is made with one of the parameter sets of
+    ``connector/apiProperties.json`` (function key, sent as ``x-functions-key`` by a setheader policy, or
+    Microsoft Entra ID), and its host name replaces ``host`` (dynamichosturl policy).
+    """
     return {
         "swagger": "2.0",
-        "info": {"title": CONNECTOR_TITLE, "version": API_VERSION, "description": _DESCRIPTION},
+        "info": {
+            "title": CONNECTOR_TITLE,
+            "version": API_VERSION,
+            "description": CONNECTOR_DESCRIPTION,
+            "contact": CONTACT,
+        },
+        "x-ms-connector-metadata": [
+            {"propertyName": name, "propertyValue": value} for name, value in CONNECTOR_METADATA
+        ],
         "host": CONNECTOR_HOST,
         "basePath": BASE_PATH,
         "schemes": ["https"],
         "consumes": [JSON_CONTENT_TYPE],
         "produces": [JSON_CONTENT_TYPE, PROBLEM_CONTENT_TYPE],
-        "securityDefinitions": {
-            CONNECTOR_SECURITY_NAME: {"type": "apiKey", "in": "header", "name": FUNCTION_KEY_HEADER}
-        },
-        "security": [{CONNECTOR_SECURITY_NAME: []}],
+        "securityDefinitions": {},
+        "security": [],
         "paths": _paths("swagger2"),
-        "definitions": component_schemas("swagger2"),
+        "definitions": _connector_definitions(),
     }
 
 

@@ -67,6 +67,14 @@ CALLBACK_RETRY_DELAYS_SECONDS = (10, 30, 90, 270)
 PUBLISH_RETRY_FIRST_INTERVAL_SECONDS = 5
 PUBLISH_RETRY_MAX_ATTEMPTS = 5
 
+# Timeline entries kept in the state and the document: a request waiting an hour on Graph makes over a hundred
+# checks; the oldest checks and retries give way first, so phases and the error stay. Bounded so the custom
+# status (16 KB) keeps room for the rest of the document.
+MAX_TIMELINE_ENTRIES = 25
+_DROPPABLE_EVENTS = ("check", "retry")
+# Graph's error codes are short; a long one must not grow the timeline.
+MAX_TIMELINE_CODE_LENGTH = 64
+
 # The external event that cancels a request (raised by DELETE, waited for by the orchestrator).
 CANCEL_EVENT = "cancel"
 
@@ -339,6 +347,7 @@ class WorkflowState:
     error: dict[str, Any] | None = None
     callback: CallbackState = CallbackState.NONE
     executions: int = 1
+    timeline: list[dict[str, Any]] = field(default_factory=list)  # bounded: MAX_TIMELINE_ENTRIES
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -359,9 +368,32 @@ class WorkflowState:
         state.callback = CallbackState(state.callback)
         return state
 
-    def fail(self, failure: WorkflowError) -> None:
+    def fail(self, failure: WorkflowError, at: datetime | None = None) -> None:
         self.status = RequestStatus.CANCELED if isinstance(failure, CanceledError) else RequestStatus.FAILED
         self.error = failure.to_dict()
+        if at is not None:
+            self.note(at, "error", code=failure.code.value, graphRequestId=failure.graph_request_id)
+
+    def note(self, at: datetime, event: str, **details: Any) -> None:
+        """Add a timeline entry at ``at`` (the orchestration's clock) in the current phase; None details are
+        left out. Past ``MAX_TIMELINE_ENTRIES`` the oldest check or retry goes (else the oldest entry)."""
+        entry: dict[str, Any] = {"at": to_iso(at), "event": event, "phase": self.phase.value}
+        entry.update((key, value) for key, value in details.items() if value is not None)
+        if isinstance(entry.get("code"), str):
+            entry["code"] = entry["code"][:MAX_TIMELINE_CODE_LENGTH]
+        self.timeline.append(entry)
+        if len(self.timeline) > MAX_TIMELINE_ENTRIES:
+            droppable = (i for i, old in enumerate(self.timeline) if old["event"] in _DROPPABLE_EVENTS)
+            del self.timeline[next(droppable, 0)]
+
+    def note_phase(self, at: datetime) -> None:
+        """A ``phase`` entry when the phase differs from the last one noted (publishing repeats phases)."""
+        noted = next((old["phase"] for old in reversed(self.timeline) if old["event"] == "phase"), None)
+        if noted != self.phase.value:
+            self.note(at, "phase")
+
+    def note_graph_error(self, at: datetime, event: str, error: GraphError) -> None:
+        self.note(at, event, httpStatus=error.http_status, code=error.code, graphRequestId=error.request_id)
 
     def document(self, provisioning_input: ProvisioningInput, now: datetime) -> dict[str, Any]:
         """The status document as custom status, output, callback body and result message."""
@@ -397,6 +429,8 @@ class WorkflowState:
             document["members"] = {"added": self.members_added, "failed": self.members_failed}
         if self.error is not None:
             document["error"] = self.error
+        if self.timeline:
+            document["timeline"] = [dict(entry) for entry in self.timeline]
         if provisioning_input.retry_of:
             document["retryOf"] = provisioning_input.retry_of
         if provisioning_input.source == "queue" and provisioning_input.idempotency_key:
@@ -441,9 +475,9 @@ RESULT_MESSAGE_BUDGET_BYTES = 48 * 1024
 
 
 def _fit(document: Mapping[str, Any], fits: Callable[[Mapping[str, Any]], bool]) -> dict[str, Any]:
-    """Leave out the echo of the request, then the member lists, until ``document`` fits."""
+    """Leave out the timeline, the echo of the request, then the member lists, until ``document`` fits."""
     fitted = dict(document)
-    for key in ("request", "members"):
+    for key in ("timeline", "request", "members"):
         if fits(fitted):
             break
         fitted.pop(key, None)

@@ -42,12 +42,14 @@ from provisioning.status import (
     utc_timestamp,
 )
 from provisioning.workflow import CANCEL_EVENT
-from triggers.answers import problem_answer, respond, retry_later
+from triggers.answers import gateway_prefix, problem_answer, respond, retry_later
 
 logger = get_logger(__name__)
 bp = df.Blueprint()
 
 STATUS_ROUTE_PREFIX = "communities/requests"
+# GET <status URL>/status: the status document at once (200), beside the status URL that waits (202).
+STATUS_NOW_ROUTE_SUFFIX = "status"
 # DELETE waits this long for the cancel to take effect before answering 202 instead of 200.
 CANCEL_CONFIRM_SECONDS = 3.0
 CANCEL_CONFIRM_POLL_SECONDS = 0.1
@@ -131,6 +133,25 @@ async def get_community_request(
     return respond(_render(document, status_url_for(req, instance_id, settings), settings))
 
 
+@bp.route(route=STATUS_ROUTE_PREFIX + "/{id}/" + STATUS_NOW_ROUTE_SUFFIX, methods=["GET"])
+@bp.durable_client_input(client_name="client")
+async def get_community_request_now(
+    req: func.HttpRequest, client: df.DurableOrchestrationClient
+) -> func.HttpResponse:
+    """GET /api/communities/requests/{id}/status: the request's status document at once, whatever its status.
+
+    Always 200 for a known request (Running, Succeeded, Failed, Canceled) and without ``Location``, so that a
+    flow reads the phase or branches on the outcome without waiting; the status URL is the one that waits.
+    """
+    instance_id = req.route_params.get("id", "")
+    if not is_request_id(instance_id):
+        return respond(not_found(instance_id))
+    document = document_from_durable(instance_id, await read_status(client, instance_id))
+    if document is None:
+        return respond(not_found(instance_id))
+    return respond(HttpAnswer(200, document.to_json(), {"Cache-Control": "no-store"}))
+
+
 @bp.route(route=STATUS_ROUTE_PREFIX + "/{id}", methods=["DELETE"])
 @bp.durable_client_input(client_name="client")
 async def cancel_community_request(
@@ -202,11 +223,17 @@ async def _wait_until_settled(
 def status_url_for(req: func.HttpRequest, instance_id: str, settings: Settings) -> str:
     """Absolute URL of a request's status.
 
-    The base is ``PUBLIC_BASE_URL`` when set (API Management, Front Door), else the scheme, host and route
-    prefix of the incoming request. ``X-Forwarded-*`` headers are not trusted: any client can send them. A
-    ``code`` query parameter (function key) is carried over so that Power Automate, which follows
-    ``Location`` as-is, stays authorised; a key sent in the ``x-functions-key`` header is never copied.
+    Through a Power Platform connector (a valid ``X-MS-APIM-Referrer-Prefix``, see ``gateway_prefix``) the
+    URL is on the connection's gateway prefix, without ``code``: the engine's polls then go through the
+    connection, which authorises them as it did the call. Otherwise the base is ``PUBLIC_BASE_URL`` when set
+    (API Management, Front Door), else the scheme, host and route prefix of the incoming request.
+    ``X-Forwarded-*`` headers are not trusted: any client can send them. A ``code`` query parameter
+    (function key) is carried over so that Power Automate, which follows ``Location`` as-is, stays
+    authorised; a key sent in the ``x-functions-key`` header is never copied.
     """
+    gateway = gateway_prefix(req.headers)
+    if gateway is not None:
+        return f"{gateway}/{STATUS_ROUTE_PREFIX}/{instance_id}"
     if settings.public_base_url:
         base = settings.public_base_url
     else:

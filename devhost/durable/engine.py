@@ -894,6 +894,9 @@ class _Episode:
         instance.execution_id = uuid.uuid4().hex
         instance.input = self.decisions.continue_as_new_input
         instance.output = None
+        # The Azure Storage provider sets the instance's CreatedTime from every ExecutionStarted, so a
+        # continued instance reads as created now (AzureTableTrackingStore.UpdateStateAsync).
+        instance.created_time = self.now.timestamp()
         started = execution_started(
             self.now,
             instance_id=instance.instance_id,

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import re
+import struct
+import zlib
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -148,7 +150,11 @@ def test_every_example_in_both_documents_fits_its_schema() -> None:
 
 
 def test_openapi_document_describes_exactly_the_registered_http_functions() -> None:
-    registered = http_functions()
+    registered = {
+        name: binding
+        for name, binding in http_functions().items()
+        if name not in openapi.UNDESCRIBED_FUNCTIONS
+    }
     described = {}
     for path, method, operation in operations(OAS3):
         matches = [op for op in openapi.OPERATIONS if op.operation_id == operation["operationId"]]
@@ -168,7 +174,9 @@ def test_openapi_document_describes_exactly_the_registered_http_functions() -> N
 def test_connector_operations_are_the_documented_ones_except_the_document_itself() -> None:
     oas3 = {(path, method): op["operationId"] for path, method, op in operations(OAS3)}
     connector = {(path, method): op["operationId"] for path, method, op in operations(CONNECTOR)}
-    assert connector == {key: value for key, value in oas3.items() if key[0] != openapi.OPENAPI_PATH}
+    kept_out = {(op.path, op.method) for op in openapi.OPERATIONS if not op.in_connector}
+    assert (openapi.OPENAPI_PATH, "get") in kept_out
+    assert connector == {key: value for key, value in oas3.items() if key not in kept_out}
     assert CONNECTOR["basePath"] == OAS3["servers"][0]["url"] == "/api"
 
 
@@ -286,9 +294,17 @@ def test_request_enums_and_nullability_agree_with_validation(document: dict[str,
     for name, prop in properties.items():
         if prop.get(nullable_key):
             accepted({**MINIMAL_BODY, name: None})
-        assert prop["type"] in {"string", "array"}, name
-        wrong = 5 if prop["type"] == "string" else "not-an-array"
-        assert rejected_fields({**MINIMAL_BODY, name: wrong}) == {name}
+        # A user list is an array or one separated string: OpenAPI 3 says both (anyOf), the connector
+        # offers the array (Swagger 2.0 has no unions), so the accepted types are OpenAPI 3's.
+        full = request_schema(OAS3)["properties"][name]
+        types = {variant["type"] for variant in full.get("anyOf", [full])}
+        assert types <= {"string", "array"}, name
+        assert prop.get("type", "array") in types, name
+        wrong_values: list[Any] = [5, {"a": 1}]
+        if "string" not in types:
+            wrong_values.append("not-an-array")
+        for wrong in wrong_values:
+            assert rejected_fields({**MINIMAL_BODY, name: wrong}) == {name}, (name, wrong)
 
 
 def test_request_body_examples_validate_against_the_model_and_the_schema() -> None:
@@ -380,7 +396,8 @@ def test_request_schema_rejects_what_validation_rejects() -> None:
     for body in (
         {"displayName": "x"},
         {**MINIMAL_BODY, "colour": "red"},
-        {**MINIMAL_BODY, "owners": "a@b.com"},
+        {**MINIMAL_BODY, "owners": 5},
+        {**MINIMAL_BODY, "privacy": "secret"},
     ):
         assert list(validator.iter_errors(body)), body
         with pytest.raises(RequestValidationError):
@@ -435,28 +452,239 @@ def test_connector_body_visibility_names_real_fields(schema_name: str) -> None:
             assert name not in required
 
 
-def test_connector_security_is_the_function_key_header_and_matches_api_properties() -> None:
-    assert CONNECTOR["securityDefinitions"] == {
-        openapi.CONNECTOR_SECURITY_NAME: {"type": "apiKey", "in": "header", "name": "x-functions-key"}
+def api_properties() -> dict[str, Any]:
+    document = json.loads(API_PROPERTIES_FILE.read_text(encoding="utf-8"))
+    assert set(document) == {"properties"}
+    result: dict[str, Any] = document["properties"]
+    return result
+
+
+def parameter_sets() -> dict[str, dict[str, Any]]:
+    return {
+        value["name"]: value["parameters"] for value in api_properties()["connectionParameterSets"]["values"]
     }
-    assert CONNECTOR["security"] == [{openapi.CONNECTOR_SECURITY_NAME: []}]
-    api_properties = json.loads(API_PROPERTIES_FILE.read_text(encoding="utf-8"))
-    assert set(api_properties) == {"properties"}
-    properties = api_properties["properties"]
-    # The keys the paconn schema (microsoft/PowerPlatformConnectors) allows.
+
+
+def policies(template: str) -> list[dict[str, Any]]:
+    return [
+        policy["parameters"]
+        for policy in api_properties()["policyTemplateInstances"]
+        if policy["templateId"].lower() == template.lower()
+    ]
+
+
+def test_api_properties_use_only_the_keys_power_platform_knows() -> None:
+    properties = api_properties()
+    # The keys of paconn's apiProperties schema (microsoft/PowerPlatformConnectors schemas/), plus
+    # connectionParameterSets, which certified connectors with several sign-in types use.
     assert set(properties) <= {
         "iconBrandColor",
         "capabilities",
         "connectionParameters",
+        "connectionParameterSets",
         "policyTemplateInstances",
+        "publisher",
+        "stackOwner",
     }
     assert re.fullmatch(r"#[0-9a-fA-F]{6}", properties["iconBrandColor"])
-    parameters = properties["connectionParameters"]
-    assert set(parameters) == set(CONNECTOR["securityDefinitions"])
-    key = parameters[openapi.CONNECTOR_SECURITY_NAME]
-    assert key["type"] == "securestring"
-    assert key["uiDefinition"]["constraints"]["required"] == "true"
-    assert key["uiDefinition"]["constraints"]["clearText"] is False
+    assert properties["publisher"] == properties["stackOwner"] == openapi.CONNECTOR_PUBLISHER
+    assert "connectionParameters" not in properties, "one place for the parameters: the sets"
+
+
+def test_a_connection_is_made_with_a_function_key_or_entra_id_and_names_its_host() -> None:
+    # No security in the definition: the connection's parameter set says how it signs in.
+    assert CONNECTOR["securityDefinitions"] == {}
+    assert CONNECTOR["security"] == []
+    sets = parameter_sets()
+    assert set(sets) == {"functionKey", "entraId"}
+    for parameters in sets.values():
+        host = parameters["hostName"]
+        assert host["type"] == "string"
+        assert host["uiDefinition"]["constraints"]["required"] == "true"
+        # Also with Entra ID: the routes have auth level function, and the Functions host checks keys after
+        # App Service authentication (docs/deploy.md, "Function keys and Entra ID together").
+        key = parameters["functionKey"]
+        assert key["type"] == "securestring"
+        assert key["uiDefinition"]["constraints"]["clearText"] is False
+        assert key["uiDefinition"]["constraints"]["required"] == "true"
+    oauth = sets["entraId"]["token"]
+    assert oauth["type"] == "oauthSetting"
+    settings = oauth["oAuthSettings"]
+    assert settings["identityProvider"] == "aad"
+    custom = {name: value["value"] for name, value in settings["customParameters"].items()}
+    assert custom["loginUri"] == "https://login.microsoftonline.com"
+    assert custom["resourceUri"] == settings["properties"]["AzureActiveDirectoryResourceId"]
+    assert settings["redirectMode"] == "GlobalPerConnector"
+
+
+def test_policies_send_calls_to_the_connection_host_with_its_key() -> None:
+    [host] = policies("dynamichosturl")
+    # The template replaces scheme, host and basePath.
+    assert host["x-ms-apimTemplateParameter.urlTemplate"] == (
+        f"https://@connectionParameters('hostName'){openapi.BASE_PATH}"
+    )
+    [key] = policies("setheader")
+    assert key["x-ms-apimTemplateParameter.name"] == openapi.FUNCTION_KEY_HEADER
+    assert key["x-ms-apimTemplateParameter.value"] == "@connectionParameters('functionKey','')"
+    assert key["x-ms-apimTemplateParameter.existsAction"] == "override"
+    assert key["x-ms-apimTemplate-policySection"] == "Request"
+    # Every parameter a policy reads exists in every set, or the policy gives a default.
+    for policy in api_properties()["policyTemplateInstances"]:
+        for value in policy["parameters"].values():
+            for name, default in re.findall(r"@connectionParameters\('([^']+)'(,'[^']*')?\)", str(value)):
+                if not default:
+                    assert all(name in parameters for parameters in parameter_sets().values()), name
+
+
+def test_the_connector_is_ready_to_share() -> None:
+    info = CONNECTOR["info"]
+    assert len(info["title"]) <= 30
+    assert not re.search(r"\b(API|Connector|Power Automate|Power Apps)\b", info["title"], re.IGNORECASE)
+    assert 30 <= len(info["description"]) <= 500
+    assert info["contact"] == OAS3["info"]["contact"] == openapi.CONTACT
+    assert set(info["contact"]) == {"name", "url", "email"}
+    assert re.fullmatch(r"[^@\s]+@[^@\s]+\.[a-z]+", info["contact"]["email"])
+    metadata = {
+        entry["propertyName"]: entry["propertyValue"] for entry in CONNECTOR["x-ms-connector-metadata"]
+    }
+    assert set(metadata) == {"Website", "Privacy policy", "Categories"}
+    assert metadata["Website"].startswith("https://")
+    assert metadata["Privacy policy"].startswith("https://")
+    # Values certified connectors use (microsoft/PowerPlatformConnectors).
+    known = {
+        "AI",
+        "Business Management",
+        "Business Intelligence",
+        "Collaboration",
+        "Commerce",
+        "Communication",
+        "Content and Files",
+        "Data",
+        "Finance",
+        "Human Resources",
+        "Internet of Things",
+        "IT Operations",
+        "Lifestyle and Entertainment",
+        "Marketing",
+        "Productivity",
+        "Sales and CRM",
+        "Security",
+        "Social Media",
+        "Website",
+    }
+    assert set(metadata["Categories"].split(";")) <= known
+
+
+def decode_png(data: bytes) -> tuple[int, int, list[bytes]]:
+    """Width, height and RGB rows of an 8-bit truecolour PNG, all five row filters undone."""
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    offset, chunks = 8, []
+    while offset < len(data):
+        (length,) = struct.unpack(">I", data[offset : offset + 4])
+        kind, body = data[offset + 4 : offset + 8], data[offset + 8 : offset + 8 + length]
+        assert (
+            zlib.crc32(kind + body)
+            == struct.unpack(">I", data[offset + 8 + length : offset + 12 + length])[0]
+        )
+        chunks.append((kind, body))
+        offset += 12 + length
+    width, height, depth, colour, _, _, interlace = struct.unpack(">IIBBBBB", chunks[0][1])
+    assert (chunks[0][0], depth, colour, interlace) == (b"IHDR", 8, 2, 0)
+    raw = zlib.decompress(b"".join(body for kind, body in chunks if kind == b"IDAT"))
+    stride, rows, previous = width * 3, [], bytes(width * 3)
+    for y in range(height):
+        kind, line = raw[y * (stride + 1)], bytearray(raw[y * (stride + 1) + 1 : (y + 1) * (stride + 1)])
+        for x in range(stride):
+            left = line[x - 3] if x >= 3 else 0
+            up, corner = previous[x], previous[x - 3] if x >= 3 else 0
+            guess = left + up - corner
+            paeth = min((abs(guess - left), left), (abs(guess - up), up), (abs(guess - corner), corner))[1]
+            line[x] = (line[x] + (0, left, up, (left + up) // 2, paeth)[kind]) % 256
+        rows.append(bytes(line))
+        previous = bytes(line)
+    return width, height, rows
+
+
+def test_the_icon_is_230_pixels_square_on_the_brand_colour() -> None:
+    width, height, rows = decode_png((API_PROPERTIES_FILE.parent / "icon.png").read_bytes())
+    assert (width, height) == (230, 230)
+    brand = bytes.fromhex(api_properties()["iconBrandColor"][1:])
+    for x, y in ((0, 0), (229, 0), (0, 229), (229, 229), (115, 2)):
+        assert rows[y][3 * x : 3 * x + 3] == brand, (x, y)
+    pixels = {row[i : i + 3] for row in rows for i in range(0, len(row), 3)}
+    assert b"\xff\xff\xff" in pixels, "the glyph is missing"
+
+
+def test_enum_values_have_display_names_in_the_connector() -> None:
+    seen = set()
+    for name in ("CommunityRequest", "CommunitySpec"):
+        for prop_name, prop in CONNECTOR["definitions"][name]["properties"].items():
+            if "enum" not in prop:
+                continue
+            seen.add(prop_name)
+            entries = prop["x-ms-enum-values"]
+            assert [entry["value"] for entry in entries] == prop["enum"], prop_name
+            labels = [entry["displayName"] for entry in entries]
+            assert all(labels), prop_name
+            assert len(set(labels)) == len(labels), prop_name
+    assert seen == set(openapi.CONNECTOR_ENUM_DISPLAY_NAMES)
+    assert "x-ms-enum-values" not in json.dumps(OAS3)
+
+
+def test_the_idempotency_key_tells_the_maker_what_to_enter() -> None:
+    for path in (openapi.COMMUNITIES_PATH, openapi.BATCHES_PATH):
+        [key] = [p for p in CONNECTOR["paths"][path]["post"]["parameters"] if p["name"] == "Idempotency-Key"]
+        assert key["x-ms-summary"] == "Idempotency Key"
+        assert key["x-ms-visibility"] == "important"
+        assert "workflow()?['run']?['name']" in key["description"]
+        assert not key["required"]
+
+
+def test_an_answer_with_two_schemas_has_one_that_admits_both_in_the_connector() -> None:
+    merged_answers = []
+    for path, method, operation in operations(OAS3):
+        connector_operation = CONNECTOR["paths"].get(path, {}).get(method)
+        if connector_operation is None:
+            continue
+        for status, response in operation["responses"].items():
+            schemas = [
+                ref["$ref"].rsplit("/", 1)[-1]
+                for content in response.get("content", {}).values()
+                for ref in content["schema"].get("oneOf", [content["schema"]])
+                if "$ref" in ref
+            ]
+            connector_schema = connector_operation["responses"][status].get("schema", {})
+            if len(set(schemas)) < 2 or connector_schema.get("$ref", "").rsplit("/", 1)[-1] in schemas:
+                continue  # one schema, or the connector's own answer (what the action ends with)
+            merged_answers.append((method, path, status))
+            merged = resolve(connector_schema, CONNECTOR)
+            parts = [CONNECTOR["definitions"][name] for name in schemas]
+            assert set(merged["properties"]) == {key for part in parts for key in part["properties"]}
+            assert "additionalProperties" not in merged
+            for part in parts:
+                assert set(merged.get("required", [])) <= set(part["required"])
+    # POST /communities 409: a problem, or the Canceled status document of the key's request.
+    assert ("post", openapi.COMMUNITIES_PATH, "409") in merged_answers
+
+
+def test_the_connector_readme_has_the_certified_layout_and_every_operation() -> None:
+    readme = (API_PROPERTIES_FILE.parent / "README.md").read_text(encoding="utf-8")
+    headings = re.findall(r"^## (.+)$", readme, re.MULTILINE)
+    # The sections of microsoft/PowerPlatformConnectors templates/certified-connectors/readme.md, in order.
+    required = [
+        "Publisher: " + openapi.CONNECTOR_PUBLISHER,
+        "Prerequisites",
+        "Supported Operations",
+        "Obtaining Credentials",
+        "Known Issues and Limitations",
+        "Deployment Instructions",
+    ]
+    assert [heading for heading in headings if heading in required] == required
+    operations_section = readme.split("## Supported Operations", 1)[1].split("\n## ", 1)[0]
+    for _, _, operation in operations(CONNECTOR):
+        assert f"### {operation['summary']}\n`{operation['operationId']}`" in operations_section, operation[
+            "operationId"
+        ]
 
 
 def test_the_openapi_route_is_the_documented_path() -> None:

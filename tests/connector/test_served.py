@@ -45,18 +45,13 @@ def assert_documented(response: requests.Response, method: str, path: str, *, co
     assert not errors, f"{method.upper()} {path} {status}: {errors[0].message} in {body}"
     connector_operation = CONNECTOR["paths"].get(path, {}).get(method)
     if connector and connector_operation is not None:
+        # Swagger 2.0 has one schema per answer: it must admit every body the answer can have.
         connector_answer = connector_operation["responses"][status]
         assert set(connector_answer.get("headers", {})) == set(documented.get("headers", {}))
-        if content_type == documented_first_content_type(documented):
-            connector_schema = resolve(connector_answer["schema"], CONNECTOR)
-            errors = list(OAS30Validator(connector_schema).iter_errors(body))
-            assert not errors, f"connector {method.upper()} {path} {status}: {errors[0].message}"
+        connector_schema = resolve(connector_answer["schema"], CONNECTOR)
+        errors = list(OAS30Validator(connector_schema).iter_errors(body))
+        assert not errors, f"connector {method.upper()} {path} {status}: {errors[0].message}"
     return body
-
-
-def documented_first_content_type(documented: dict[str, Any]) -> str:
-    """Swagger 2.0 has one schema per answer: the connector describes the first content type."""
-    return next(iter(documented["content"]))
 
 
 def test_document_needs_a_function_key_and_is_the_generated_one(
@@ -119,6 +114,46 @@ def test_the_app_answers_as_its_document_says(env: WorkflowEnv) -> None:
         missing = requests.request(method, unknown, timeout=10)
         assert missing.status_code == 404
         openapi.Problem.model_validate(assert_documented(missing, method, request_path))
+    missing_now = requests.get(f"{unknown}/status", timeout=10)
+    assert missing_now.status_code == 404
+    openapi.Problem.model_validate(assert_documented(missing_now, "get", openapi.STATUS_NOW_PATH))
+
+
+def status_now(env: WorkflowEnv, location: str) -> dict[str, Any]:
+    """GET <status URL>/status: asserted 200, documented and without Location; the document."""
+    response = requests.get(f"{location}/status", timeout=10)
+    assert response.status_code == 200, response.text
+    assert "Location" not in response.headers
+    assert response.headers["Cache-Control"] == "no-store"
+    document: dict[str, Any] = assert_documented(response, "get", openapi.STATUS_NOW_PATH)
+    return document
+
+
+def test_status_now_answers_200_with_the_document_in_every_status(env: WorkflowEnv) -> None:
+    started = env.post(request_body("Status Now Community"))
+    assert started.status_code == 202
+    location = started.headers["Location"]
+    assert status_now(env, location)["status"] == "Running"
+    env.host.run_until_idle()  # now waiting for Graph on a durable timer: the document holds still
+    waiting = requests.get(location, timeout=10)
+    now = status_now(env, location)
+    assert (waiting.status_code, now["status"], now["phase"]) == (202, "Running", "waiting-for-graph")
+    assert now == waiting.json()  # the same document, answered 200 instead of 202
+
+    final, _ = env.follow(started)
+    assert final.status_code == 200
+    assert status_now(env, location) == final.json()
+
+    failed, _ = env.provision(request_body("Nobody's Community", owners=["nobody@contoso.onmicrosoft.com"]))
+    assert failed.status_code == 422, failed.text
+    failed_now = status_now(env, f"{env.api}/communities/requests/{failed.json()['id']}")
+    assert (failed_now["status"], failed_now["error"]["code"]) == ("Failed", "UserNotFound")
+
+    running = env.post(request_body("Canceled Now Community"))
+    env.host.run_until_idle()
+    requests.delete(running.headers["Location"], timeout=10)
+    env.host.run_until_idle()
+    assert status_now(env, running.headers["Location"])["status"] == "Canceled"
 
 
 def test_cancel_and_idempotency_answers_are_documented(env: WorkflowEnv) -> None:
@@ -137,9 +172,11 @@ def test_cancel_and_idempotency_answers_are_documented(env: WorkflowEnv) -> None
     after = requests.get(first.headers["Location"], timeout=10)
     assert after.status_code == 409
     assert assert_documented(after, "get", request_path)["status"] == "Canceled"
-    # The same key again: the finished (canceled) request's document, as POST documents for 409.
+    # The same key again: the finished (canceled) request's document, as POST documents for 409; the
+    # connector's one 409 schema admits it as well as the conflict's problem (assert_documented checks both).
     again = env.post(request_body(), {"Idempotency-Key": "run-doc"})
     assert again.status_code == 409
+    assert again.headers["Content-Type"].startswith("application/json")
     assert json.loads(again.content)["status"] == "Canceled"
     assert_documented(again, "post", communities)
 
@@ -252,6 +289,44 @@ def test_batch_cancel_and_idempotency_answers_are_documented(env: WorkflowEnv) -
         openapi.Problem.model_validate(assert_documented(again, "delete", batch_path)).batch_status
         == "Canceled"
     )
+    # The same key and items once the batch has settled: its document (without items), answered 200.
+    repeated = post_batch(env, batch_body("Batch cancel 0", "Batch cancel 1"), headers=key)
+    assert repeated.status_code == 200, repeated.text
+    settled = openapi.BatchDocument.model_validate(assert_documented(repeated, "post", batches_path))
+    assert (settled.id, settled.status, settled.items) == (document.id, "Canceled", None)
+
+
+def test_batch_retry_answers_are_documented(env: WorkflowEnv) -> None:
+    batch_path, retry_path = openapi.BATCH_PATH, openapi.BATCH_RETRY_PATH
+    env.sim.set_scenario("http-error", status=403, code="accessDenied", route="create", times=1)
+    started = post_batch(env, batch_body("Batch retry 0", "Batch retry 1"))
+    assert started.status_code == 202, started.text
+    retry_url = f"{started.headers['Location']}/retry"
+    running = requests.post(retry_url, timeout=10)
+    assert running.status_code == 409, running.text
+    problem = openapi.Problem.model_validate(assert_documented(running, "post", retry_path))
+    assert (problem.code, problem.batch_status) == ("NotRetryable", "Running")
+
+    final, _ = env.follow(started)
+    assert assert_documented(final, "get", batch_path)["status"] == "PartiallySucceeded"
+    retried = requests.post(retry_url, timeout=10)
+    assert retried.status_code == 202, retried.text
+    accepted_retry = openapi.BatchRetryAcceptedAnswer.model_validate(
+        assert_documented(retried, "post", retry_path)
+    )
+    assert accepted_retry.status_uri == retried.headers["Location"]
+    done, _ = env.follow(retried)
+    # What the connector's retry action ends with: its 200 schema (the settled retry batch).
+    retry_document = openapi.BatchDocument.model_validate(assert_documented(done, "get", batch_path))
+    outputs = resolve(CONNECTOR["paths"][retry_path]["post"]["responses"]["200"]["schema"], CONNECTOR)
+    assert not list(OAS30Validator(outputs).iter_errors(done.json()))
+    assert (retry_document.status, retry_document.retry_of) == ("Succeeded", started.json()["id"])
+    original = requests.get(started.headers["Location"], timeout=10)
+    retried_by = openapi.BatchDocument.model_validate(assert_documented(original, "get", batch_path))
+    assert retried_by.retried_by == accepted_retry.id
+    missing = requests.post(f"{env.api}/communities/batches/batch-{'0' * 32}/retry", timeout=10)
+    assert missing.status_code == 404
+    openapi.Problem.model_validate(assert_documented(missing, "post", retry_path))
 
 
 def test_list_and_retry_answer_as_documented(env: WorkflowEnv) -> None:

@@ -69,10 +69,12 @@ def test_invalid_body_is_400_naming_every_field_and_starts_nothing(env: Workflow
 
 
 def test_wrong_types_and_non_object_bodies_are_400(env: WorkflowEnv) -> None:
-    problem = assert_problem(env.post({"displayName": 5, "owners": OWNER["id"]}), 400, "ValidationFailed")
+    problem = assert_problem(
+        env.post({"displayName": 5, "owners": {"id": OWNER["id"]}}), 400, "ValidationFailed"
+    )
     assert {error["field"]: error["message"] for error in problem["errors"]} == {
         "displayName": "must be a string",
-        "owners": "must be an array",
+        "owners": "must be an array of strings or one string of users separated by ; or ,",
     }
     assert_problem(post_raw(env, b"[1]", JSON), 400, "ValidationFailed")
     assert_problem(post_raw(env, b"{broken", JSON), 400, "ValidationFailed")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import requests
 
-from tests.e2e.workflow_env import WorkflowEnv, request_body
+from provisioning.workflow import CHECKS_PER_EXECUTION
+from tests.e2e.workflow_env import POLL_INTERVAL, WorkflowEnv, request_body
 from triggers.requests_api import retry_id_for
 
 
@@ -88,6 +89,29 @@ def test_created_range_filters_by_creation_time(env: WorkflowEnv) -> None:
         started.json()["id"]
     ]
     assert list_requests(env, createdTo="2000-01-01T00:00:00Z").json()["items"] == []
+
+
+def test_a_request_that_continued_as_new_keeps_its_place_and_its_creation_time(env: WorkflowEnv) -> None:
+    """Azure Storage sets an instance's createdTime anew at every continue-as-new (the dev host does too): the
+    list orders and filters by the request's own createdAt."""
+    env.sim.set_scenario("operation-never-ends")
+    started = env.post(request_body("Iota Team"))
+    assert started.status_code == 202
+    created_at = requests.get(started.headers["Location"], timeout=30).json()["createdAt"]
+    for _ in range(CHECKS_PER_EXECUTION + 2):  # past one continue-as-new
+        env.host.advance(POLL_INTERVAL * 1.2)
+    instance = env.host.engine.get_status(started.json()["id"], show_input=False)
+    assert instance is not None
+    assert instance["createdTime"] > created_at  # what the query's createdTime now says
+
+    env.host.advance(1)
+    later = env.post(request_body("Kappa Team"))
+    assert later.status_code == 202
+    rows = list_requests(env, displayName="Team").json()["items"]
+    assert [row["id"] for row in rows] == [later.json()["id"], started.json()["id"]]
+    assert rows[1]["createdAt"] == created_at
+    within = list_requests(env, createdTo=created_at, displayName="Iota").json()["items"]
+    assert [row["id"] for row in within] == [started.json()["id"]]
 
 
 def test_retry_of_a_failed_request_starts_it_again_once(env: WorkflowEnv) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from provisioning.models import MAX_BODY_BYTES, MAX_JSON_DEPTH
+from provisioning.models import MAX_BODY_BYTES, MAX_JSON_DEPTH, split_users
 
 FIELDS = (
     "displayName",
@@ -63,17 +63,39 @@ GUIDS = st.uuids().flatmap(
 )
 UPNS = st.from_regex(r"[a-z][a-z0-9._-]{0,20}@[a-z]{1,10}\.(com|org|onmicrosoft\.com)", fullmatch=True)
 USER_REFERENCES = GUIDS | UPNS
+USER_LIST_FIELDS = frozenset({"owners", "members"})
+# What may follow a user in a list given as one string: a separator, with spaces, empty entries, line breaks.
+SEPARATORS = st.sampled_from([";", ",", "; ", " , ", ";;", " ;, ", "\n", "\r\n", ",\n"])
+
+
+def as_text(users: list[str]) -> st.SearchStrategy[str]:
+    """``users`` as one string: each user followed by a separator (a trailing one included)."""
+    separators = st.lists(SEPARATORS, min_size=len(users), max_size=len(users))
+    return separators.map(lambda after: "".join(user + sep for user, sep in zip(users, after, strict=True)))
+
+
+def users_of(value: Any) -> Any:
+    """A user list as the list it stands for: a string's non-empty entries, anything else as it is."""
+    return [entry for _, entry in split_users(value)] if isinstance(value, str) else value
+
+
+def user_lists(min_size: int) -> st.SearchStrategy[list[str] | str]:
+    """Valid owners or members: a list of users, or the same users as one separated string."""
+    users = st.lists(USER_REFERENCES, min_size=min_size, max_size=5)
+    return users | users.flatmap(as_text)
+
+
 # No control characters (Cc) and no lone surrogates (Cs); at least one character that is not a space.
 NAMES = st.text(st.characters(exclude_categories=["Cc", "Cs"]), min_size=1, max_size=80).filter(str.strip)
 DESCRIPTIONS = st.text(
     st.characters(exclude_categories=["Cc", "Cs"]) | st.sampled_from("\n\r\t"), max_size=200
 )
 VALID_REQUESTS = st.fixed_dictionaries(
-    {"displayName": NAMES, "owners": st.lists(USER_REFERENCES, min_size=1, max_size=5)},
+    {"displayName": NAMES, "owners": user_lists(min_size=1)},
     optional={
         "description": st.none() | DESCRIPTIONS,
         "privacy": st.sampled_from(["public", "private", "PUBLIC", " Private ", None]),
-        "members": st.none() | st.lists(USER_REFERENCES, max_size=5),
+        "members": st.none() | user_lists(min_size=0),
         "onDuplicateName": st.sampled_from(["fail", "adopt", "CREATE", None]),
         "callbackUrl": st.sampled_from([None, "", "https://prod-1.westeurope.logic.azure.com/w/run?sig=S"]),
     },
@@ -125,6 +147,13 @@ NEAR_MISSES = st.one_of(
         VALID_BODIES,
         st.sampled_from(["owners", "members"]),
         st.lists(USER_REFERENCES | JSON_VALUES, max_size=60),
+    ),
+    # A user list as one string, its entries good, bad or holding separators of their own.
+    st.builds(
+        lambda body, key, text: {**body, key: text},
+        VALID_BODIES,
+        st.sampled_from(["owners", "members"]),
+        st.lists(USER_REFERENCES | STRINGS, max_size=60).flatmap(as_text),
     ),
     st.builds(
         lambda body, key: {name: value for name, value in body.items() if name != key},
@@ -224,16 +253,19 @@ def path_exists(data: Any, path: str, known_fields: set[str]) -> bool:
     return _resolves(data, steps, known_fields if len(steps) == 1 else set())
 
 
-def _resolves(node: Any, steps: list[int | str], missing_allowed: set[str]) -> bool:
+def _resolves(node: Any, steps: list[int | str], missing_allowed: set[str], user_list: bool = False) -> bool:
     if not steps:
         return True
     step, rest = steps[0], steps[1:]
     if isinstance(step, int):
+        if user_list and isinstance(node, str):
+            # owners[1] of a string is its second user (empty entries dropped).
+            return not rest and step < len(split_users(node))
         return isinstance(node, list) and step < len(node) and _resolves(node[step], rest, set())
     if not isinstance(node, dict):
         return False
     if step in node:
-        return _resolves(node[step], rest, set())
+        return _resolves(node[step], rest, set(), user_list=step in USER_LIST_FIELDS)
     if step.endswith(TRUNCATION):
         prefix = step[: -len(TRUNCATION)]
         return any(key.startswith(prefix) and _resolves(node[key], rest, set()) for key in node)

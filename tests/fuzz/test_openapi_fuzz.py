@@ -25,7 +25,13 @@ from hypothesis import strategies as st
 from schemathesis import Case, GenerationMode
 
 from devhost.host import HOST_KEYS_SETTING
-from provisioning.openapi import COMMUNITIES_PATH, OPENAPI_PATH, REQUEST_PATH
+from provisioning.openapi import (
+    COMMUNITIES_PATH,
+    OPENAPI_PATH,
+    REQUEST_PATH,
+    SUBSCRIPTIONS_PATH,
+    UNSUBSCRIBE_PATH,
+)
 from tests.e2e.workflow_env import WorkflowEnv, request_body
 from tests.fuzz.conftest import FUZZ, module_env, started
 
@@ -33,7 +39,7 @@ pytestmark = pytest.mark.azurite
 
 KEY = "fuzz-host-key"
 AUTH = {"x-functions-key": KEY}
-# Cases per operation and mode: 1,720 in all. Schemathesis spends 15-25 ms of CPU generating a case (two
+# Cases per operation and mode: 2,080 in all. Schemathesis spends 15-25 ms of CPU generating a case (two
 # thirds of the time here), so this takes about 40 s on 2 cores; thousands would take minutes. Creating
 # requests is where the app does most; status and cancel take only an id, the description nothing but the key.
 EXAMPLES = {
@@ -41,6 +47,9 @@ EXAMPLES = {
     ("GET", REQUEST_PATH): 120,
     ("DELETE", REQUEST_PATH): 120,
     ("GET", OPENAPI_PATH): 20,
+    # The HTTP Webhook action's calls: bodies like POST's, and a callback URL that matches nothing (404).
+    ("POST", SUBSCRIPTIONS_PATH): 120,
+    ("POST", UNSUBSCRIBE_PATH): 60,
 }
 RUNNING_REQUESTS = 6
 # Explicit, so that no schemathesis.toml found on the way changes what runs.

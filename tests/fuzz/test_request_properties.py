@@ -22,10 +22,13 @@ from tests.fuzz.conftest import FUZZ
 from tests.fuzz.strategies import (
     ANY_VALUES,
     BODIES,
+    USER_LIST_FIELDS,
     VALID_MESSAGES,
     VALID_REQUESTS,
+    as_text,
     encode,
     path_exists,
+    users_of,
 )
 
 POLICY = CallbackPolicy(("*.logic.azure.com",))
@@ -69,9 +72,10 @@ def test_valid_requests_round_trip(body: dict[str, Any], ascii_only: bool) -> No
     assert request.display_name == body["displayName"].strip()
     assert request.privacy == (body.get("privacy") or "private").strip().lower()
     assert request.on_duplicate_name == (body.get("onDuplicateName") or "fail").lower()
-    assert {owner.casefold() for owner in request.owners} == {_user(o).casefold() for o in body["owners"]}
+    owners = users_of(body["owners"])
+    assert {owner.casefold() for owner in request.owners} == {_user(o).casefold() for o in owners}
     assert len(request.owners) == len({owner.casefold() for owner in request.owners})
-    members = body.get("members") or []
+    members = users_of(body.get("members") or [])
     assert {member.casefold() for member in request.members} == {_user(m).casefold() for m in members}
     assert request.callback_url == (body.get("callbackUrl") or None)
     if isinstance(request, QueueCommunityRequest):
@@ -79,6 +83,24 @@ def test_valid_requests_round_trip(body: dict[str, Any], ascii_only: bool) -> No
     # What was accepted is accepted again unchanged: normalising is idempotent.
     again = outcome(request.model_dump(by_alias=True), source)
     assert again == request
+
+
+@settings(FUZZ, max_examples=EXAMPLES)
+@given(body=VALID_REQUESTS, data=st.data())
+def test_users_as_one_string_are_the_same_request_as_the_list(
+    body: dict[str, Any], data: st.DataObject
+) -> None:
+    lists = {**body, **{key: users_of(body[key]) for key in USER_LIST_FIELDS if body.get(key) is not None}}
+    texts = {key: data.draw(as_text(lists[key])) for key in USER_LIST_FIELDS if lists.get(key) is not None}
+    from_lists = outcome(lists, "http")
+    assert isinstance(from_lists, CommunityRequest)
+    assert outcome({**lists, **texts}, "http") == from_lists
+    # A list with an invalid user and the same list as one string: the same error, at the same position.
+    broken = [*lists["owners"], "not a user", *lists["owners"]]
+    errors = outcome({**lists, "owners": broken}, "http")
+    assert isinstance(errors, list)
+    assert outcome({**lists, "owners": data.draw(as_text(broken))}, "http") == errors
+    assert [error["field"] for error in errors] == [f"owners[{len(lists['owners'])}]"]
 
 
 @settings(FUZZ, max_examples=EXAMPLES)

@@ -8,10 +8,12 @@ from typing import Any
 import pytest
 
 from provisioning.callbacks import CallbackPolicy
+from provisioning.idempotency import body_hash
 from provisioning.models import (
     MAX_BODY_BYTES,
     MAX_MEMBERS,
     MAX_REPORTED_ERRORS,
+    USER_LIST_MESSAGE,
     BodyTooLargeError,
     CommunityRequest,
     CommunitySpec,
@@ -20,6 +22,7 @@ from provisioning.models import (
     RequestStatus,
     RequestValidationError,
     StatusDocument,
+    split_users,
     validate_request,
 )
 
@@ -118,7 +121,10 @@ def test_owners_are_required_and_non_empty() -> None:
     errors = errors_of(valid(owners=[]))
     assert errors[0]["field"] == "owners"
     assert "at least one owner" in errors[0]["message"]
-    assert fields_of(valid(owners=OWNER_ID)) == ["owners"]
+    for not_a_list in (None, 7, {"id": OWNER_ID}, True):
+        assert errors_of(valid(owners=not_a_list)) == [{"field": "owners", "message": USER_LIST_MESSAGE}]
+    for no_user in ("", "  ", " ; , ;", "\n"):
+        assert "at least one owner" in errors_of(valid(owners=no_user))[0]["message"]
 
 
 def test_owner_entries_are_checked_one_by_one_with_their_index() -> None:
@@ -160,11 +166,78 @@ def test_members_rules() -> None:
     assert request.members == ["a@contoso.com", OWNER_ID]
     assert validate_request(valid(members=None), callback_policy=POLICY).members == []
     assert fields_of(valid(members=["ok@contoso.com", "nope"])) == ["members[1]"]
-    assert fields_of(valid(members="a@contoso.com")) == ["members"]
+    assert errors_of(valid(members=5)) == [{"field": "members", "message": USER_LIST_MESSAGE}]
     too_many = [f"m{index}@contoso.com" for index in range(MAX_MEMBERS + 1)]
     errors = errors_of(valid(members=too_many))
     assert errors[0]["field"] == "members"
     assert f"at most {MAX_MEMBERS}" in errors[0]["message"]
+
+
+# ------------------------------------------------------------------------ owners and members as one string
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        f"adele@contoso.com;{OWNER_ID}",
+        f"adele@contoso.com, {OWNER_ID}",
+        f" adele@contoso.com ;; , {OWNER_ID} ; ",
+        f"adele@contoso.com\r\n{OWNER_ID}\n",
+        f"adele@contoso.com;{OWNER_ID.upper()},ADELE@contoso.com",
+    ],
+)
+def test_owners_as_one_separated_string_equal_the_list(text: str) -> None:
+    as_text = validate_request(valid(owners=text, members=text), callback_policy=POLICY)
+    as_list = validate_request(
+        valid(owners=["adele@contoso.com", OWNER_ID], members=["adele@contoso.com", OWNER_ID]),
+        callback_policy=POLICY,
+    )
+    assert as_text == as_list
+    assert as_text.owners == ["adele@contoso.com", OWNER_ID]
+
+
+def test_empty_member_string_is_no_members() -> None:
+    for text in ("", " ", ";", " , ; "):
+        assert validate_request(valid(members=text), callback_policy=POLICY).members == []
+
+
+def test_string_entries_are_checked_by_their_position_among_the_users() -> None:
+    # Empty entries are dropped first: "bob" is the second user, owners[1], whatever the separators around it.
+    errors = errors_of(valid(owners=f"adele@contoso.com;; bob ,{OWNER_ID}, not a upn@contoso.com"))
+    assert [error["field"] for error in errors] == ["owners[1]", "owners[3]"]
+    assert errors[0]["message"].endswith("got 'bob'")
+    assert fields_of(valid(members="a@contoso.com; nope")) == ["members[1]"]
+
+
+def test_limits_count_the_users_of_a_string_after_splitting() -> None:
+    hundred = [f"user{index}@contoso.com" for index in range(100)]
+    request = validate_request(
+        valid(owners=";".join([*hundred, "USER0@contoso.com", ""])), callback_policy=POLICY
+    )
+    assert len(request.owners) == 100
+    errors = errors_of(valid(owners=",".join([*hundred, "user100@contoso.com"])))
+    assert errors == [{"field": "owners", "message": "must hold at most 100 distinct users, got 101"}]
+    members = ";".join(f"m{index}@contoso.com" for index in range(MAX_MEMBERS + 1))
+    assert errors_of(valid(members=members))[0]["field"] == "members"
+    # Hundreds of bad entries in one string: a bounded list of errors, each naming its entry.
+    errors = errors_of(valid(members=";".join(f"bad {index}" for index in range(300))))
+    assert len(errors) == MAX_REPORTED_ERRORS + 1
+    assert [error["field"] for error in errors[:2]] == ["members[0]", "members[1]"]
+
+
+def test_separated_string_and_list_are_the_same_request_for_idempotency() -> None:
+    as_text = validate_request(valid(owners=f"a@contoso.com; {OWNER_ID}"), callback_policy=POLICY)
+    as_list = validate_request(valid(owners=["a@contoso.com", OWNER_ID]), callback_policy=POLICY)
+    assert body_hash(as_text) == body_hash(as_list)
+
+
+def test_split_users_keeps_spreadsheet_positions() -> None:
+    assert split_users(" a@contoso.com ;;b@contoso.com,\n c@contoso.com ,") == [
+        (1, "a@contoso.com"),
+        (3, "b@contoso.com"),
+        (5, "c@contoso.com"),
+    ]
+    assert split_users(" ; ,") == []
 
 
 def test_unknown_fields_are_rejected_by_name() -> None:
@@ -302,3 +375,7 @@ def test_json_schema_has_descriptions_and_examples_for_openapi() -> None:
         assert prop.get("description"), name
         assert prop.get("examples"), name
     assert schema["additionalProperties"] is False
+    # A user list is an array of users or one separated string.
+    for name in ("owners", "members"):
+        assert [variant["type"] for variant in properties[name]["anyOf"]] == ["array", "string"]
+        assert "`;` or `,`" in properties[name]["description"]

@@ -1,0 +1,112 @@
+"""HTTP API for operators: ``GET /api/communities/batches`` lists batches newest first, filtered, paged.
+
+The same machinery as the requests list (``triggers.listing``: the management API read to the end, keyset
+paging on created time and id). Only ``provision_batch`` instances with a batch id are rows. A row is the
+batch's document as ``GET /api/communities/batches/{id}`` answers it, without items, plus its URL.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import azure.durable_functions as df
+import azure.functions as func
+
+from provisioning import batch_workflow as batches
+from provisioning.intake import read_status
+from provisioning.problems import validation_problem
+from provisioning.settings import get_settings
+from provisioning.status import RUNNING_RUNTIME_STATUSES, HttpAnswer
+from triggers.answers import problem_answer, respond, retry_later
+
+# The document GET answers, so a row and the batch's own URL never disagree.
+from triggers.batch_api import BATCH_ROUTE, _batch_document, batch_url_for
+from triggers.listing import (
+    CONTINUATION_PARAMETER,
+    FilterError,
+    decode_token,
+    list_instances,
+    newest_first,
+    next_link,
+    parse_statuses,
+    parse_top,
+)
+
+logger = logging.getLogger(__name__)
+bp = df.Blueprint()
+
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 500
+# A settled batch other than Succeeded can be retried (POST .../{id}/retry): its row names the retry.
+RETRIED_STATUSES = frozenset(
+    {batches.BatchStatus.PARTIALLY_SUCCEEDED, batches.BatchStatus.FAILED, batches.BatchStatus.CANCELED}
+)
+
+
+class BatchQuery:
+    """The validated query of a batch list request."""
+
+    def __init__(self, params: Mapping[str, str]) -> None:
+        self.statuses = parse_statuses(params.get("status"), list(batches.BatchStatus))
+        self.top = parse_top(params, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+        self.after = decode_token(params.get(CONTINUATION_PARAMETER))
+        self.params = {key: params[key] for key in ("status",) if params.get(key)}
+
+    def runtime_statuses(self) -> frozenset[str] | None:
+        """Only a Running-only filter narrows the runtime statuses asked for (a settled batch may still be
+        delivering its callback while its instance runs)."""
+        return RUNNING_RUNTIME_STATUSES if self.statuses == {batches.BatchStatus.RUNNING} else None
+
+    def matches(self, document: Mapping[str, Any]) -> bool:
+        return not self.statuses or document.get("status") in {status.value for status in self.statuses}
+
+
+@bp.route(route=BATCH_ROUTE, methods=["GET"])
+@bp.durable_client_input(client_name="client")
+async def list_community_batches(
+    req: func.HttpRequest, client: df.DurableOrchestrationClient
+) -> func.HttpResponse:
+    """GET /api/communities/batches: batches newest first, filtered by status, one page at a time."""
+    settings = get_settings()
+    try:
+        query = BatchQuery(req.params)
+    except FilterError as err:
+        return respond(problem_answer(validation_problem([{"field": err.parameter, "message": err.message}])))
+    try:
+        instances = await list_instances(
+            client,
+            id_prefix=batches.BATCH_ID_PREFIX,
+            orchestrator=batches.BATCH_ORCHESTRATOR,
+            is_id=batches.is_batch_id,
+            runtime_statuses=query.runtime_statuses(),
+        )
+    except Exception:
+        logger.exception("listing batches failed")
+        return respond(retry_later("The batches could not be listed; try again."))
+
+    rows = []
+    for key, durable in newest_first(instances, query.after):
+        document = _batch_document(durable)
+        if query.matches(document):
+            rows.append((key, document))
+    listed = {str(durable.get("instanceId")) for durable in instances}
+    items = []
+    for _, document in rows[: query.top]:
+        batch_id = str(document["id"])
+        row = {**document, "statusUri": batch_url_for(req, batch_id, settings)}
+        if document.get("status") in RETRIED_STATUSES:
+            # Retries are newer than the batch, so a later page may not have listed it: then one read.
+            retry_id = batches.retry_batch_id_for(batch_id)
+            if retry_id in listed or await read_status(client, retry_id) is not None:
+                row["retriedBy"] = retry_id
+        items.append(row)
+    body: dict[str, Any] = {"items": items}
+    headers = {"Cache-Control": "no-store"}
+    if len(rows) > query.top:
+        list_url = batch_url_for(req, "_", settings).partition("?")[0].removesuffix("/_")
+        link = next_link(req, list_url, query.params, query.top, rows[query.top - 1][0])
+        body["nextLink"] = link
+        headers["Link"] = f'<{link}>; rel="next"'
+    return respond(HttpAnswer(200, body, headers))
