@@ -19,7 +19,8 @@ APP_LOGGERS = ("provisioning", "triggers", "orchestrators", "activities", "entit
 # What must never be in a log line: (pattern, what it is).
 FORBIDDEN = [
     (re.compile(r"[A-Za-z0-9._%+'-]+(@|%40)[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+"), "a user principal name"),
-    (re.compile(r"\bBearer\s+\S+", re.IGNORECASE), "a bearer token"),
+    # A credential, not the words "bearer token": real tokens are long runs of base64url and dots.
+    (re.compile(r"\bBearer\s+[A-Za-z0-9._~+/=-]{20,}", re.IGNORECASE), "a bearer token"),
     (re.compile(r"\beyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}"), "a JSON web token"),
     (re.compile(r"[?&](sig|code|sv|se)=", re.IGNORECASE), "a signed query string or function key"),
     (re.compile(r"x-functions-key", re.IGNORECASE), "a function key header"),

@@ -4,7 +4,6 @@ built on when the request came through a Power Platform connector."""
 
 from __future__ import annotations
 
-import logging
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -12,10 +11,12 @@ from urllib.parse import urlsplit
 
 import azure.functions as func
 
+from provisioning.callbacks import redact_url
+from provisioning.logs import get_logger
 from provisioning.problems import PROBLEM_CONTENT_TYPE, ProblemCode, problem
 from provisioning.status import HttpAnswer
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 # Retry-After of a 503 (start or cancel not delivered); short because that is usually a storage hiccup.
 UNAVAILABLE_RETRY_AFTER_SECONDS = 5
@@ -65,10 +66,11 @@ def gateway_prefix(headers: Mapping[str, str]) -> str | None:
     value = raw.strip()
     prefix = _valid_gateway_prefix(value) if len(value) <= MAX_GATEWAY_PREFIX_LENGTH else None
     if prefix is None:
+        # Caller-controlled text: only its redacted form is logged (no user info, query or fragment).
         logger.warning(
             "ignored a %s header that is not a connector gateway prefix: %r",
             GATEWAY_PREFIX_HEADER,
-            value[:100],
+            redact_url(value[:200]),
         )
     return prefix
 

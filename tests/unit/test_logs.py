@@ -60,7 +60,7 @@ def test_concurrent_invocations_keep_their_own_fields(caplog: pytest.LogCaptureF
             "a Logic",
         ),
         ("status at https://app/api/communities/requests/req-1?code=abc", "a signed query string"),
-        ("Authorization: Bearer abc.def", "a bearer token"),
+        ("Authorization: Bearer abcdefghij.klmnopqrst.uvwxyz", "a bearer token"),
     ],
 )
 def test_the_privacy_check_finds_what_it_looks_for(message: str, what: str) -> None:
