@@ -13,12 +13,15 @@ Sections (``--only`` takes their names, comma-separated):
 * ``devhost-speed``: orchestrations completed per second on the manual clock.
 * ``bulk``: 200 communities at Viva Engage's rate limit: requests at once with the app-wide budget on and
   off, and one batch; Graph's limit used, 429s, makespan against the ideal, a request sent alone mid-run.
+* ``listing``: a page of ``GET /api/communities/requests`` against one status GET, with 1,000 and 10,000
+  requests seeded into the dev host's store; where the time goes (dev host API, app); how it scales.
 
-Everything runs on loopback. The last five run the app in a dev host on the manual clock, one fresh
-interpreter per measurement (its peak memory is shown as the dev host's), against a Graph simulator process
-whose clock follows it. A full run (no ``--quick``, no ``--only``) writes ``docs/benchmarks.md`` from the same
-figures it prints, unless a section failed (the others still run; the exit status is then 1). Timings depend
-on the machine; read the ratios. Nothing here is asserted by the tests.
+Everything runs on loopback. ``graph-calls`` to ``bulk`` run the app in a dev host on the manual clock, one
+fresh interpreter per measurement (its peak memory is shown as the dev host's), against a Graph simulator
+process whose clock follows it; ``listing`` runs it the same way on a seeded store, without Graph. A full
+run (no ``--quick``, no ``--only``) writes ``docs/benchmarks.md`` from the same figures it prints, unless a
+section failed (the others still run; the exit status is then 1). Timings depend on the machine; read the
+ratios. Nothing here is asserted by the tests.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from bench import bulk, cold_start, devhost_speed, faults, graph_calls, load, replay, session_pool
+from bench import bulk, cold_start, devhost_speed, faults, graph_calls, listing, load, replay, session_pool
 from bench.processes import (
     FOREIGN_CREDENTIAL_VARIABLES,
     ROOT,
@@ -51,6 +54,7 @@ SECTIONS = (
     "faults",
     "devhost-speed",
     "bulk",
+    "listing",
 )
 # Sections that use the real-clock Graph simulator of the run (the others start their own).
 NEEDS_SIMULATOR = {"cold-start", "graph-client", "load"}
@@ -115,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
             "faults": lambda: faults.run(args.quick),
             "devhost-speed": lambda: devhost_speed.run(args.quick),
             "bulk": lambda: bulk.run(args.quick),
+            "listing": lambda: listing.run(args.quick),
         }
         failed = []
         for name in args.only:

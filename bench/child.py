@@ -15,7 +15,7 @@ import threading
 
 from bench.processes import RESULT_MARKER, own_peak_mib, own_rss_mib
 
-MEASUREMENTS = ("graph_calls", "replay", "faults", "devhost_speed")
+MEASUREMENTS = ("graph_calls", "replay", "faults", "devhost_speed", "listing")
 
 
 def main(argv: list[str]) -> int:

@@ -132,3 +132,63 @@ def test_quick_run_of_the_bulk_section_writes_its_report(tmp_path: Path, azurite
     assert "| Bulk batch of 40 / of 12: largest execution history of the batch orchestration" in text
     assert "GRAPH_BUDGET_REQUESTS=1000000" in text
     assert "dev host" in text
+
+
+def test_seeded_requests_read_back_as_the_app_reads_them(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from bench.listing import MARKER_ORCHESTRATOR, ORCHESTRATOR, seed_requests
+    from devhost.durable.store import Store
+    from provisioning.idempotency import is_request_id
+    from provisioning.status import document_from_durable, input_of, retry_of
+    from triggers.requests_api import retry_id_for
+
+    now = datetime(2026, 1, 2, tzinfo=UTC)
+    hub = seed_requests(tmp_path / "state.db", 50, now=now)
+    store = Store(tmp_path / "state.db")
+    with store.transaction() as tx:
+        rows = tx.query_instances()
+    store.close()
+    requests = [row for row in rows if row.name == ORCHESTRATOR]
+    markers = [row for row in rows if row.name == MARKER_ORCHESTRATOR]
+    assert (len(requests), len(markers)) == (50, hub.markers)
+    assert all(is_request_id(row.instance_id) for row in requests)
+    assert all(row.instance_id.split(":create-")[0] in {r.instance_id for r in requests} for row in markers)
+    assert all(hub.start <= row.created <= now for row in rows)
+    statuses = set()
+    for row in requests:
+        durable = {
+            "name": row.name,
+            "instanceId": row.instance_id,
+            "runtimeStatus": row.runtime_status,
+            "input": row.input,
+            "customStatus": row.custom_status,
+            "output": row.output,
+            "createdTime": row.created.isoformat(),
+        }
+        document = document_from_durable(row.instance_id, durable)
+        assert document is not None
+        assert document.id == row.instance_id
+        assert document.request is not None
+        assert document.request.display_name
+        assert input_of(durable) is not None
+        original = retry_of(durable)
+        assert original is None or retry_id_for(original) == row.instance_id
+        statuses.add(document.status.value)
+    assert {"Running", "Succeeded", "Failed"} <= statuses
+    assert hub.succeeded_id in {row.instance_id for row in requests}
+
+
+@pytest.mark.azurite
+def test_quick_run_of_the_listing_section_writes_its_report(tmp_path: Path, azurite: Any) -> None:
+    report = tmp_path / "benchmarks.md"
+    command = [sys.executable, "-m", "bench", "--quick", "--only", "listing"]
+    command += ["--report", str(report), "--storage", azurite.connection_string]
+    run = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=280, check=False)
+    assert run.returncode == 0, run.stderr[-3000:] + run.stdout[-3000:]
+    text = report.read_text()
+    assert "## Listing requests with a full task hub" in text
+    assert "| Requests list, first page (top 50) / one status GET, 200 requests |" in text
+    assert "| Requests list, first page: 200 / 50 requests in the task hub |" in text
+    assert "status GET (one request)" in text
+    assert "peak memory: dev host" in text
