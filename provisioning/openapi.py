@@ -490,6 +490,30 @@ def _unavailable(description: str) -> Response:
     return Response(description, (Content("Problem", PROBLEM_CONTENT_TYPE),), ("Retry-After",))
 
 
+def _paging_parameters(rows: str) -> tuple[Parameter, Parameter]:
+    """``top`` and ``continuationToken`` of a list (``rows``: what the page holds)."""
+    return (
+        Parameter(
+            name="top",
+            location="query",
+            summary="Top",
+            description=f"{rows} on the page, 1 to 500 (default 50).",
+            required=False,
+            schema={"type": "integer", "minimum": 1, "maximum": 500, "default": 50},
+            visibility="advanced",
+        ),
+        Parameter(
+            name="continuationToken",
+            location="query",
+            summary="Continuation Token",
+            description="From nextLink: the page after it.",
+            required=False,
+            schema={"type": "string"},
+            visibility="advanced",
+        ),
+    )
+
+
 def _document(description: str, *, polling: bool = False, schema: str = "StatusDocument") -> Response:
     return Response(description, (Content(schema),), POLLING_HEADERS if polling else ())
 
@@ -846,24 +870,7 @@ OPERATIONS: tuple[Operation, ...] = (
                 schema={"type": "string", "pattern": BATCH_ID_PATTERN},
                 visibility="advanced",
             ),
-            Parameter(
-                name="top",
-                location="query",
-                summary="Top",
-                description="Requests on the page, 1 to 500 (default 50).",
-                required=False,
-                schema={"type": "integer", "minimum": 1, "maximum": 500, "default": 50},
-                visibility="advanced",
-            ),
-            Parameter(
-                name="continuationToken",
-                location="query",
-                summary="Continuation Token",
-                description="From nextLink: the page after it.",
-                required=False,
-                schema={"type": "string"},
-                visibility="advanced",
-            ),
+            *_paging_parameters("Requests"),
         ),
         visibility="advanced",
         responses={
@@ -892,24 +899,7 @@ OPERATIONS: tuple[Operation, ...] = (
                 schema={"type": "string"},
                 visibility="advanced",
             ),
-            Parameter(
-                name="top",
-                location="query",
-                summary="Top",
-                description="Batches on the page, 1 to 500 (default 50).",
-                required=False,
-                schema={"type": "integer", "minimum": 1, "maximum": 500, "default": 50},
-                visibility="advanced",
-            ),
-            Parameter(
-                name="continuationToken",
-                location="query",
-                summary="Continuation Token",
-                description="From nextLink: the page after it.",
-                required=False,
-                schema={"type": "string"},
-                visibility="advanced",
-            ),
+            *_paging_parameters("Batches"),
         ),
         visibility="advanced",
         responses={

@@ -7,8 +7,10 @@ HTTP into those calls and their results back into HTTP.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
+from typing import TypeVar
 from urllib.parse import quote, urlsplit
 
 import azure.durable_functions as df
@@ -26,6 +28,7 @@ from provisioning.intake import StartFailedError, StartOutcome, read_status, sta
 from provisioning.logs import get_logger, ids_of
 from provisioning.models import (
     BodyTooLargeError,
+    CommunityRequest,
     ProvisioningInput,
     RequestStatus,
     RequestValidationError,
@@ -45,6 +48,7 @@ from provisioning.workflow import CANCEL_EVENT
 from triggers.answers import gateway_prefix, problem_answer, respond, retry_later
 
 logger = get_logger(__name__)
+T = TypeVar("T")
 bp = df.Blueprint()
 
 STATUS_ROUTE_PREFIX = "communities/requests"
@@ -62,18 +66,16 @@ async def start_community_request(
 ) -> func.HttpResponse:
     """POST /api/communities: validate, then start the provisioning orchestration (once per key)."""
     settings = get_settings()
-    media_problem = _check_content_type(req.headers.get("Content-Type"))
-    if media_problem is not None:
-        return respond(media_problem)
-    try:
-        request = validate_request(req.get_body(), source="http")
+
+    def parse(body: bytes) -> tuple[CommunityRequest, str | None]:
         key_header = req.headers.get(IDEMPOTENCY_KEY_HEADER)
         key = validate_idempotency_key(key_header) if key_header is not None else None
-    except BodyTooLargeError as err:
-        return respond(problem_answer(validation_problem(err.errors, code=ProblemCode.PAYLOAD_TOO_LARGE)))
-    except RequestValidationError as err:
-        return respond(problem_answer(validation_problem(err.errors)))
+        return validate_request(body, source="http"), key
 
+    parsed = parse_body(req, parse)
+    if isinstance(parsed, HttpAnswer):
+        return respond(parsed)
+    request, key = parsed
     instance_id = instance_id_for_key(key, "http") if key is not None else new_instance_id()
     provisioning_input = ProvisioningInput(
         request_id=instance_id,
@@ -85,36 +87,65 @@ async def start_community_request(
         idempotency_key=key,
     )
     status_url = status_url_for(req, instance_id, settings)
-    try:
-        if key is None:
-            result = await start_fresh(client, provisioning_input)
-        else:
-            result = await start_once(client, provisioning_input)
-    except StartFailedError:
-        logger.exception("could not start request %s", instance_id, extra=ids_of(instance_id))
-        return respond(retry_later("The request could not be started or confirmed; send it again."))
-
-    if result.outcome is StartOutcome.CONFLICT:
-        detail = (
-            f"The {IDEMPOTENCY_KEY_HEADER} was already used for request {instance_id} with a different body; "
-            "use a new key for a new request."
-        )
-        return respond(problem_answer(problem(ProblemCode.IDEMPOTENCY_CONFLICT, detail, instance=status_url)))
-    if result.outcome is StartOutcome.STARTED:
-        logger.info("started request %s", instance_id, extra=ids_of(instance_id))
-        document = None
-    else:
-        logger.info("request %s already exists; nothing started", instance_id, extra=ids_of(instance_id))
-        document = document_from_durable(instance_id, result.durable_status)
-    if document is not None and document.status is not RequestStatus.RUNNING:
+    conflict = (
+        f"The {IDEMPOTENCY_KEY_HEADER} was already used for request {instance_id} with a different body; "
+        "use a new key for a new request."
+    )
+    started = await start_request(client, provisioning_input, status_url, conflict, fresh=key is None)
+    if isinstance(started, HttpAnswer):
+        return respond(started)
+    if started is not None:
         # The earlier request with this key has finished: its outcome is the answer (never started twice).
-        return respond(_render(document, status_url, settings))
+        return respond(_render(started, status_url, settings))
     answer = HttpAnswer(
         202,
         {"id": instance_id, "status": RequestStatus.RUNNING.value, "statusUri": status_url},
         {"Location": status_url, "Retry-After": str(settings.status_poll_interval_seconds)},
     )
     return respond(answer)
+
+
+def parse_body(req: func.HttpRequest, parse: Callable[[bytes], T]) -> T | HttpAnswer:
+    """The body as ``parse`` reads it, or the problem answer: 415 for a media type other than JSON, 413 for
+    a body over the limits, 400 naming every bad field."""
+    media_problem = _check_content_type(req.headers.get("Content-Type"))
+    if media_problem is not None:
+        return media_problem
+    try:
+        return parse(req.get_body())
+    except BodyTooLargeError as err:
+        return problem_answer(validation_problem(err.errors, code=ProblemCode.PAYLOAD_TOO_LARGE))
+    except RequestValidationError as err:
+        return problem_answer(validation_problem(err.errors))
+
+
+async def start_request(
+    client: df.DurableOrchestrationClient,
+    provisioning_input: ProvisioningInput,
+    status_url: str,
+    conflict_detail: str,
+    *,
+    fresh: bool = False,
+) -> HttpAnswer | StatusDocument | None:
+    """Start the request once: None when it runs (started now or before), the document of an earlier request
+    with this id that has finished, or the answer when it cannot start (409 other body, 503)."""
+    instance_id = provisioning_input.request_id
+    try:
+        if fresh:
+            result = await start_fresh(client, provisioning_input)
+        else:
+            result = await start_once(client, provisioning_input)
+    except StartFailedError:
+        logger.exception("could not start request %s", instance_id, extra=ids_of(instance_id))
+        return retry_later("The request could not be started or confirmed; send it again.")
+    if result.outcome is StartOutcome.CONFLICT:
+        return problem_answer(problem(ProblemCode.IDEMPOTENCY_CONFLICT, conflict_detail, instance=status_url))
+    if result.outcome is StartOutcome.STARTED:
+        logger.info("started request %s", instance_id, extra=ids_of(instance_id))
+        return None
+    logger.info("request %s already exists; nothing started", instance_id, extra=ids_of(instance_id))
+    document = document_from_durable(instance_id, result.durable_status)
+    return document if document is not None and document.status is not RequestStatus.RUNNING else None
 
 
 @bp.route(route=STATUS_ROUTE_PREFIX + "/{id}", methods=["GET"])
@@ -172,15 +203,10 @@ async def cancel_community_request(
     if document is None:
         return respond(not_found(instance_id))
     if document.status is RequestStatus.RUNNING:
-        if await _request_cancel(client, instance_id):
-            logger.info("cancel requested for %s", instance_id, extra=ids_of(instance_id))
-            # An event raised while the orchestrator continues as new is carried over to the next execution
-            # (DTFx), so one raise is enough.
-            document = await _wait_until_settled(client, instance_id)
-        else:  # it finished (410) or vanished (404) since it was read, or storage failed
-            document = document_from_durable(instance_id, await read_status(client, instance_id))
-            if document is not None and document.status is RequestStatus.RUNNING:
-                return respond(retry_later("The cancel was not delivered; send it again."))
+        canceled = await cancel_and_wait(client, instance_id)
+        if isinstance(canceled, HttpAnswer):
+            return respond(canceled)
+        document = canceled
         if document is None:
             return respond(not_found(instance_id))
         if document.status is RequestStatus.CANCELED:
@@ -194,6 +220,23 @@ async def cancel_community_request(
     body = problem(ProblemCode.NOT_CANCELABLE, detail, instance=status_url)
     body["requestStatus"] = document.status.value
     return respond(problem_answer(body))
+
+
+async def cancel_and_wait(
+    client: df.DurableOrchestrationClient, instance_id: str
+) -> StatusDocument | HttpAnswer | None:
+    """Cancel a running request and wait a little for its outcome: its document (settled, or still running
+    when the cancel is on its way), None when it vanished, or 503 when the cancel could not be delivered."""
+    if await _request_cancel(client, instance_id):
+        logger.info("cancel requested for %s", instance_id, extra=ids_of(instance_id))
+        # An event raised while the orchestrator continues as new is carried over to the next execution
+        # (DTFx), so one raise is enough.
+        return await _wait_until_settled(client, instance_id)
+    # It finished (410) or vanished (404) since it was read, or storage failed.
+    document = document_from_durable(instance_id, await read_status(client, instance_id))
+    if document is not None and document.status is RequestStatus.RUNNING:
+        return retry_later("The cancel was not delivered; send it again.")
+    return document
 
 
 async def _request_cancel(client: df.DurableOrchestrationClient, instance_id: str) -> bool:

@@ -24,19 +24,17 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from provisioning.idempotency import REQUEST_ID_PREFIX, body_hash
-from provisioning.intake import StartFailedError, StartOutcome, read_status, start_once
+from provisioning.intake import read_status
 from provisioning.logs import get_logger, ids_of
 from provisioning.models import (
-    BodyTooLargeError,
     CommunitySubscription,
     ProvisioningInput,
     RequestStatus,
-    RequestValidationError,
     StatusDocument,
     validate_request,
     validate_unsubscribe,
 )
-from provisioning.problems import ProblemCode, problem, validation_problem
+from provisioning.problems import ProblemCode, problem
 from provisioning.settings import get_settings
 from provisioning.status import (
     HttpAnswer,
@@ -45,10 +43,10 @@ from provisioning.status import (
     render_document,
     utc_timestamp,
 )
-from triggers.answers import problem_answer, respond, retry_later
+from triggers.answers import problem_answer, respond
 
-# DELETE's cancel and the start route's Content-Type rule, shared rather than written twice.
-from triggers.http_api import _check_content_type, _request_cancel, _wait_until_settled, status_url_for
+# The start, body and cancel rules of POST and DELETE, shared rather than written twice.
+from triggers.http_api import cancel_and_wait, parse_body, start_request, status_url_for
 
 logger = get_logger(__name__)
 bp = df.Blueprint()
@@ -75,15 +73,10 @@ async def subscribe_community_request(
 ) -> func.HttpResponse:
     """POST /api/communities/subscriptions: start a request for an HTTP Webhook action (once per URL)."""
     settings = get_settings()
-    media_problem = _check_content_type(req.headers.get("Content-Type"))
-    if media_problem is not None:
-        return respond(media_problem)
-    try:
-        request = validate_request(req.get_body(), source="http", model=CommunitySubscription)
-    except BodyTooLargeError as err:
-        return respond(problem_answer(validation_problem(err.errors, code=ProblemCode.PAYLOAD_TOO_LARGE)))
-    except RequestValidationError as err:
-        return respond(problem_answer(validation_problem(err.errors)))
+    parsed = parse_body(req, lambda body: validate_request(body, source="http", model=CommunitySubscription))
+    if isinstance(parsed, HttpAnswer):
+        return respond(parsed)
+    request = parsed
     assert request.callback_url is not None  # required by CommunitySubscription
 
     instance_id = subscription_request_id(request.callback_url)
@@ -96,25 +89,16 @@ async def subscribe_community_request(
         body_hash=body_hash(request),
     )
     status_url = status_url_for(req, instance_id, settings)
-    try:
-        result = await start_once(client, provisioning_input)
-    except StartFailedError:
-        logger.exception("could not start subscription %s", instance_id, extra=ids_of(instance_id))
-        return respond(retry_later("The request could not be started or confirmed; subscribe again."))
-    if result.outcome is StartOutcome.CONFLICT:
-        detail = (
-            f"This callback URL already subscribed request {instance_id} with a different body; a new flow "
-            "run has a new callback URL."
-        )
-        return respond(problem_answer(problem(ProblemCode.IDEMPOTENCY_CONFLICT, detail, instance=status_url)))
-    if result.outcome is StartOutcome.STARTED:
-        logger.info("subscription started request %s", instance_id, extra=ids_of(instance_id))
-    else:
-        logger.info("subscription %s already exists; nothing started", instance_id, extra=ids_of(instance_id))
-        document = document_from_durable(instance_id, result.durable_status)
-        if document is not None and document.status is not RequestStatus.RUNNING:
-            # It has finished (its callback was sent when it did): the outcome is the answer, as for POST.
-            return respond(_render(document, status_url))
+    conflict = (
+        f"This callback URL already subscribed request {instance_id} with a different body; a new flow "
+        "run has a new callback URL."
+    )
+    started = await start_request(client, provisioning_input, status_url, conflict)
+    if isinstance(started, HttpAnswer):
+        return respond(started)
+    if started is not None:
+        # It has finished (its callback was sent when it did): the outcome is the answer, as for POST.
+        return respond(_render(started, status_url))
     body = {"id": instance_id, "status": RequestStatus.RUNNING.value, "statusUri": status_url}
     # No Location and no Retry-After: the action must wait for the callback, not poll.
     return respond(HttpAnswer(202, body))
@@ -126,15 +110,10 @@ async def unsubscribe_community_request(
     req: func.HttpRequest, client: df.DurableOrchestrationClient
 ) -> func.HttpResponse:
     """POST /api/communities/subscriptions/unsubscribe: cancel the request this callback URL subscribed."""
-    media_problem = _check_content_type(req.headers.get("Content-Type"))
-    if media_problem is not None:
-        return respond(media_problem)
-    try:
-        callback_url = validate_unsubscribe(req.get_body())
-    except BodyTooLargeError as err:
-        return respond(problem_answer(validation_problem(err.errors, code=ProblemCode.PAYLOAD_TOO_LARGE)))
-    except RequestValidationError as err:
-        return respond(problem_answer(validation_problem(err.errors)))
+    parsed = parse_body(req, validate_unsubscribe)
+    if isinstance(parsed, HttpAnswer):
+        return respond(parsed)
+    callback_url = parsed
 
     instance_id = subscription_request_id(callback_url)
     durable = await read_status(client, instance_id)
@@ -144,13 +123,10 @@ async def unsubscribe_community_request(
         logger.info("unsubscribe matched no subscription")
         return respond(_no_subscription())
     if document.status is RequestStatus.RUNNING:
-        if await _request_cancel(client, instance_id):
-            logger.info("unsubscribe: cancel requested for %s", instance_id, extra=ids_of(instance_id))
-            document = await _wait_until_settled(client, instance_id)
-        else:  # it finished (410) or vanished (404) since it was read, or storage failed
-            document = document_from_durable(instance_id, await read_status(client, instance_id))
-            if document is not None and document.status is RequestStatus.RUNNING:
-                return respond(retry_later("The cancel was not delivered; unsubscribe again."))
+        canceled = await cancel_and_wait(client, instance_id)
+        if isinstance(canceled, HttpAnswer):
+            return respond(canceled)
+        document = canceled
         if document is None:
             return respond(_no_subscription())
     else:
