@@ -36,13 +36,13 @@ status document per row, sorting, the page). The rest of the wall time is HTTP i
 are listed. Peak memory is that of the dev host process (``bench.child``'s way), which here also holds the
 app and the HTTP client.
 
-Reading the figures: the dev host's management API answers each ``x-ms-continuation-token`` page by running
-the whole query again (every instance, every row's input, custom status and output parsed) and slicing out
-the page at the token's offset, so a walk over ``n`` instances in pages of 1,000 costs it about ``n²/1,000``
-rows. The extension on Azure Storage reads one Azure Table page per token instead (``$top`` rows, at most
-1,000 per page; the filter on created time, runtime status and the id prefix applied by the service), so
-there the management API's part grows like ``n``; the app's own part (**app CPU ms**, **API MiB**) is what
-it costs wherever the list reads every instance.
+Reading the figures: the list reads the instance query in created-time windows going back from the newest
+row it needs (``triggers/listing.py``), so a page costs the instances created since its oldest row, and the
+dev host's management API answers one page per continuation token, filtered and ordered in SQLite, as the
+extension reads one Azure Table page per token (``$top`` rows, at most 1,000; the filter on created time,
+runtime status and the id prefix applied by the service). Pages near the top stay flat as the task hub grows;
+a filter that matches few rows, or a created range far back, reads as far back as it must (the window query
+can bound ``createdTime`` only from below: continue-as-new moves it later than the request's ``createdAt``).
 """
 
 from __future__ import annotations

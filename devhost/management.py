@@ -187,21 +187,20 @@ class ManagementApi:
         return ApiResponse.json(200, status)
 
     def _list(self, query: Mapping[str, list[str]], headers: Mapping[str, str]) -> ApiResponse:
-        statuses = self._engine.query(
+        # One page per call, filtered and ordered in the store, as the extension's Azure Storage query reads
+        # one Table page (AzureStorageOrchestrationService.GetOrchestrationStateAsync).
+        page, next_id = self._engine.query_page(
+            id_prefix=_first(query, "instanceIdPrefix"),
+            after_id=_decode_token(_header(headers, "x-ms-continuation-token")),
+            top=_int(query, "top"),
             runtime_status=_statuses(query),
             created_from=_date(query, "createdTimeFrom"),
             created_to=_date(query, "createdTimeTo"),
             show_input=_bool(query, "showInput", True),
         )
-        prefix = _first(query, "instanceIdPrefix")
-        if prefix:
-            statuses = [s for s in statuses if str(s.get("instanceId", "")).startswith(prefix)]
-        offset = _decode_token(_header(headers, "x-ms-continuation-token"))
-        top = _int(query, "top")
-        page = statuses[offset : offset + top] if top else statuses[offset:]
         response = ApiResponse.json(200, page)
-        if top and offset + top < len(statuses):
-            response.headers["x-ms-continuation-token"] = _encode_token(offset + top)
+        if next_id is not None:
+            response.headers["x-ms-continuation-token"] = _encode_token(next_id)
         return response
 
     def _terminate(self, instance_id: str, reason: str) -> ApiResponse:
@@ -334,15 +333,15 @@ def _date(query: Mapping[str, list[str]], name: str) -> datetime | None:
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
-def _encode_token(offset: int) -> str:
-    return base64.urlsafe_b64encode(json.dumps({"offset": offset}).encode()).decode()
+def _encode_token(after_id: str) -> str:
+    return base64.urlsafe_b64encode(json.dumps({"after": after_id}).encode()).decode()
 
 
-def _decode_token(token: str | None) -> int:
+def _decode_token(token: str | None) -> str | None:
     if not token:
-        return 0
+        return None
     try:
-        offset = json.loads(base64.urlsafe_b64decode(token.encode()))["offset"]
+        after_id = json.loads(base64.urlsafe_b64decode(token.encode()))["after"]
     except (ValueError, KeyError, TypeError) as exc:
         raise ValueError("x-ms-continuation-token is not a token this API returned") from exc
-    return int(offset)
+    return str(after_id)

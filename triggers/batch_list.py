@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 import azure.durable_functions as df
@@ -27,8 +28,7 @@ from triggers.listing import (
     CONTINUATION_PARAMETER,
     FilterError,
     decode_token,
-    list_instances,
-    newest_first,
+    newest_page,
     next_link,
     parse_statuses,
     parse_top,
@@ -74,39 +74,46 @@ async def list_community_batches(
         query = BatchQuery(req.params)
     except FilterError as err:
         return respond(problem_answer(validation_problem([{"field": err.parameter, "message": err.message}])))
+
+    def document_of(durable: dict[str, Any]) -> tuple[str | None, dict[str, Any]]:
+        document = _batch_document(durable)
+        return document.get("createdAt"), document
+
     try:
-        instances = await list_instances(
+        page = await newest_page(
             client,
             id_prefix=batches.BATCH_ID_PREFIX,
             orchestrator=batches.BATCH_ORCHESTRATOR,
             is_id=batches.is_batch_id,
+            document_of=document_of,
+            matches=query.matches,
+            top=query.top,
+            after=query.after,
+            created_from=None,
+            created_to=None,
             runtime_statuses=query.runtime_statuses(),
+            now=datetime.now(UTC),
         )
     except Exception:
         logger.exception("listing batches failed")
         return respond(retry_later("The batches could not be listed; try again."))
 
-    rows = []
-    for key, durable in newest_first(instances, query.after):
-        document = _batch_document(durable)
-        if query.matches(document):
-            rows.append((key, document))
-    listed = {str(durable.get("instanceId")) for durable in instances}
     items = []
-    for _, document in rows[: query.top]:
+    for listed in page.rows:
+        document = listed.document
         batch_id = str(document["id"])
         row = {**document, "statusUri": batch_url_for(req, batch_id, settings)}
         if document.get("status") in RETRIED_STATUSES:
-            # Retries are newer than the batch, so a later page may not have listed it: then one read.
+            # Retries are newer than the batch, so a later page may not have read it: then one read.
             retry_id = batches.retry_batch_id_for(batch_id)
-            if retry_id in listed or await read_status(client, retry_id) is not None:
+            if retry_id in page.seen or await read_status(client, retry_id) is not None:
                 row["retriedBy"] = retry_id
         items.append(row)
     body: dict[str, Any] = {"items": items}
     headers = {"Cache-Control": "no-store"}
-    if len(rows) > query.top:
+    if page.more:
         list_url = batch_url_for(req, "_", settings).partition("?")[0].removesuffix("/_")
-        link = next_link(req, list_url, query.params, query.top, rows[query.top - 1][0])
+        link = next_link(req, list_url, query.params, query.top, page.rows[-1].key)
         body["nextLink"] = link
         headers["Link"] = f'<{link}>; rel="next"'
     return respond(HttpAnswer(200, body, headers))

@@ -37,7 +37,6 @@ from provisioning.status import (
     input_of,
     not_found,
     request_summary,
-    retry_of,
     utc_timestamp,
 )
 from triggers.answers import problem_answer, respond, retry_later
@@ -46,8 +45,7 @@ from triggers.listing import (
     CONTINUATION_PARAMETER,
     FilterError,
     decode_token,
-    list_instances,
-    newest_first,
+    newest_page,
     next_link,
     parse_statuses,
     parse_time,
@@ -116,42 +114,46 @@ async def list_community_requests(
         query = Query(req.params)
     except FilterError as err:
         return respond(problem_answer(validation_problem([{"field": err.parameter, "message": err.message}])))
+
+    def document_of(durable: dict[str, Any]) -> tuple[str | None, StatusDocument] | None:
+        document = document_from_durable(str(durable.get("instanceId", "")), durable)
+        return (document.created_at, document) if document is not None else None
+
     try:
-        instances = await list_instances(
+        page = await newest_page(
             client,
             id_prefix=REQUEST_ID_PREFIX,
             orchestrator=ORCHESTRATOR_NAME,
             is_id=is_request_id,
+            document_of=document_of,
+            matches=query.matches,
+            top=query.top,
+            after=query.after,
             created_from=query.created_from,
+            created_to=query.created_to,
             runtime_statuses=query.runtime_statuses(),
+            now=datetime.now(UTC),
         )
     except Exception:
         logger.exception("listing requests failed")
         return respond(retry_later("The requests could not be listed; try again."))
 
-    rows = []
-    for key, durable in newest_first(instances, query.after, query.created_from, query.created_to):
-        document = document_from_durable(key[2], durable)
-        if document is not None and query.matches(document):
-            rows.append((key, document, durable))
-    page = rows[: query.top]
-    retried_by = {retry_of(durable): str(durable.get("instanceId")) for durable in instances}
-
     items = []
-    for _, document, durable in page:
+    for row in page.rows:
+        document = row.document
         item = request_summary(document, status_url=status_url_for(req, document.id, settings))
-        if (original := retry_of(durable)) is not None:
-            item["retryOf"] = original
+        if document.retry_of is not None:
+            item["retryOf"] = document.retry_of
         if document.status in RETRYABLE_STATUSES:
             retry_id = retry_id_for(document.id)
-            if retry_id in retried_by.values() or await read_status(client, retry_id) is not None:
+            if retry_id in page.seen or await read_status(client, retry_id) is not None:
                 item["retriedBy"] = retry_id
         items.append(item)
     body: dict[str, Any] = {"items": items}
     headers = {"Cache-Control": "no-store"}
-    if len(rows) > query.top:
+    if page.more:
         list_url = status_url_for(req, "_", settings).partition("?")[0].removesuffix("/_")
-        link = next_link(req, list_url, query.params, query.top, page[-1][0])
+        link = next_link(req, list_url, query.params, query.top, page.rows[-1].key)
         body["nextLink"] = link
         headers["Link"] = f'<{link}>; rel="next"'
     return respond(HttpAnswer(200, body, headers))

@@ -366,6 +366,34 @@ class DurableEngine:
             )
         return [_status_payload(row, show_input=show_input) for row in rows]
 
+    def query_page(
+        self,
+        *,
+        id_prefix: str | None,
+        after_id: str | None,
+        top: int | None,
+        runtime_status: Collection[str] | None = None,
+        created_from: datetime | None = None,
+        created_to: datetime | None = None,
+        show_input: bool = False,
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """One page of the management API's instance query, ordered by instance id as an Azure Table query
+        returns rows (PartitionKey order): the statuses after ``after_id`` and the id to continue after, if
+        more may follow."""
+        with self.store.transaction() as tx:
+            rows = tx.query_instances(
+                runtime_status=list(runtime_status) if runtime_status else None,
+                created_from=created_from.timestamp() if created_from else None,
+                created_to=created_to.timestamp() if created_to else None,
+                top=top + 1 if top else None,
+                id_prefix=id_prefix or "",
+                after_id=after_id or "",
+            )
+        more = bool(top) and len(rows) > (top or 0)
+        page = rows[:top] if top else rows
+        next_id = page[-1].instance_id if more and page else None
+        return [_status_payload(row, show_input=show_input) for row in page], next_id
+
     def history(self, instance_id: str) -> list[Event]:
         """The current execution's DTFx history, as persisted (no IsPlayed rewrite)."""
         with self.store.transaction() as tx:

@@ -215,9 +215,20 @@ class Transaction:
         created_from: float | None = None,
         created_to: float | None = None,
         top: int | None = None,
+        id_prefix: str | None = None,
+        after_id: str | None = None,
     ) -> list[InstanceRow]:
+        """Instances by created time; with ``id_prefix`` or ``after_id`` (one page of the management API, as
+        an Azure Table query returns it) by instance id, those after ``after_id``."""
         conditions: list[str] = []
         parameters: list[Any] = []
+        if id_prefix:
+            # A range, not LIKE: ids may hold '%' or '_', and the range uses the primary key's index.
+            conditions.append("instance_id >= ? AND instance_id < ?")
+            parameters.extend([id_prefix, id_prefix + "\U0010ffff"])
+        if after_id is not None:
+            conditions.append("instance_id > ?")
+            parameters.append(after_id)
         if runtime_status:
             conditions.append(f"runtime_status IN ({', '.join('?' for _ in runtime_status)})")
             parameters.extend(runtime_status)
@@ -229,9 +240,9 @@ class Transaction:
             parameters.append(created_to)
         where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
         limit = f"LIMIT {int(top)}" if top is not None else ""
+        order = "instance_id" if id_prefix or after_id is not None else "created_time, instance_id"
         rows = self._db.execute(
-            f"SELECT {', '.join(_INSTANCE_COLUMNS)} FROM instances {where} ORDER BY created_time, "
-            f"instance_id {limit}",
+            f"SELECT {', '.join(_INSTANCE_COLUMNS)} FROM instances {where} ORDER BY {order} {limit}",
             parameters,
         ).fetchall()
         return [InstanceRow(*row) for row in rows]
