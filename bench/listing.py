@@ -72,9 +72,11 @@ import requests
 
 from bench.processes import ROOT, STORAGE_VARIABLE, BenchError, own_rss_mib, run_child
 from bench.report import Ratio, Section, doc_body
+from provisioning.models import ORCHESTRATOR_NAME
+from provisioning.steps import CREATE_ATTEMPT_MARKER
 
-ORCHESTRATOR = "provision_community"
-MARKER_ORCHESTRATOR = "create_attempt_marker"
+ORCHESTRATOR = ORCHESTRATOR_NAME
+MARKER_ORCHESTRATOR = CREATE_ATTEMPT_MARKER
 LIST_PATH = "/api/communities/requests"
 DEFAULT_TOP = 50
 PAGES_FOLLOWED = 5

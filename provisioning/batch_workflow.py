@@ -52,6 +52,12 @@ class BatchStatus(StrEnum):
     CANCELED = "Canceled"
 
 
+# A finished batch with items that did not succeed: what POST .../batches/{id}/retry takes.
+RETRYABLE_BATCH_STATUSES = frozenset(
+    {BatchStatus.PARTIALLY_SUCCEEDED, BatchStatus.FAILED, BatchStatus.CANCELED}
+)
+
+
 def new_batch_id() -> str:
     return BATCH_ID_PREFIX + uuid.uuid4().hex
 

@@ -9,7 +9,8 @@ A callback URL comes from the caller, so without a policy the app would be an op
   and refuses the URL if any address is private, loopback, link-local, unspecified, multicast or not global.
   An allowed host name could point at an internal address, and DNS can change between validation and delivery.
 
-Callback URLs are secrets (Logic Apps signs them in the query string): log them only through ``redact_url``.
+Callback URLs are secrets (Logic Apps signs them in the query string, and their path names the flow): logs
+and delivery details show only their origin (``origin_of``).
 """
 
 from __future__ import annotations

@@ -66,3 +66,9 @@ def body_hash(request: CommunityRequest) -> str:
     canonical = request.model_dump(by_alias=True, mode="json", exclude={"request_id"})
     text = json.dumps(canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+def retry_id_for(instance_id: str) -> str:
+    """The id of the retry of ``instance_id``: the same every time, so a repeated retry starts nothing."""
+    digest = hashlib.sha256(f"retry\n{instance_id}".encode()).hexdigest()
+    return REQUEST_ID_PREFIX + digest[:32]

@@ -60,6 +60,7 @@ _FILTER = RequestFields()
 
 def ids_of(instance_id: str) -> dict[str, str]:
     """The log field of a durable instance id: ``requestId`` for a request, ``batchId`` for a batch."""
+    # batch_workflow.BATCH_ID_PREFIX, not imported: this module is imported everywhere and stays this small.
     return {"batchId" if instance_id.startswith("batch-") else "requestId": instance_id}
 
 

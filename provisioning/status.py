@@ -59,8 +59,15 @@ class HttpAnswer:
 
 
 def utc_timestamp(moment: datetime) -> str:
-    """ISO-8601 UTC with a Z suffix and whole seconds, the format of every time in a status document."""
+    """ISO-8601 UTC with a Z suffix and whole seconds, the format of the times in a status document (but
+    ``createdAt``: ``created_timestamp``)."""
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def created_timestamp(moment: datetime) -> str:
+    """``createdAt``: ISO-8601 UTC with milliseconds and a Z suffix. The only time with a fraction: the lists
+    order requests by it, so requests started within one second keep their order."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 def parse_timestamp(value: str | None) -> datetime | None:
@@ -240,9 +247,3 @@ def request_summary(document: StatusDocument, *, status_url: str) -> dict[str, A
         "statusUri": status_url,
     }
     return {key: value for key, value in row.items() if value is not None}
-
-
-def retry_of(durable: Mapping[str, Any]) -> str | None:
-    """The request an instance retries (``retryOf`` of its input), or None."""
-    value = instance_input(durable).get("retryOf")
-    return value if isinstance(value, str) else None

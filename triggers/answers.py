@@ -4,6 +4,7 @@ built on when the request came through a Power Platform connector."""
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -61,9 +62,12 @@ def gateway_prefix(headers: Mapping[str, str]) -> str | None:
     absent or not exactly ``https://<host under a gateway suffix>/apim/<api>/<connection>`` (one trailing
     slash allowed; no port, user info, query, fragment, escapes or dot segments)."""
     raw = headers.get(GATEWAY_PREFIX_HEADER)
-    if raw is None:
-        return None
-    value = raw.strip()
+    return None if raw is None else _checked_gateway_prefix(raw.strip())
+
+
+@functools.lru_cache(maxsize=256)
+def _checked_gateway_prefix(value: str) -> str | None:
+    # Cached: every URL of an answer asks (a batch page builds 1,000), and a refused value is logged once.
     prefix = _valid_gateway_prefix(value) if len(value) <= MAX_GATEWAY_PREFIX_LENGTH else None
     if prefix is None:
         # Caller-controlled text: only its redacted form is logged (no user info, query or fragment).

@@ -15,7 +15,7 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from provisioning import batch_workflow as batches
-from provisioning.idempotency import IDEMPOTENCY_KEY_HEADER, validate_idempotency_key
+from provisioning.idempotency import IDEMPOTENCY_KEY_HEADER, retry_id_for, validate_idempotency_key
 from provisioning.intake import StartFailedError, StartOutcome, read_status, start_instance_once
 from provisioning.logs import get_logger, ids_of
 from provisioning.models import RequestValidationError
@@ -24,9 +24,9 @@ from provisioning.settings import Settings, get_settings
 from provisioning.status import (
     RETRYABLE_STATUSES,
     HttpAnswer,
+    created_timestamp,
     document_from_durable,
     instance_input,
-    utc_timestamp,
 )
 from triggers.answers import problem_answer, respond, retry_later
 from triggers.http_api import status_url_for
@@ -70,7 +70,9 @@ async def start_batch(req: func.HttpRequest, client: df.DurableOrchestrationClie
 
     batch_id = batches.batch_id_for_key(key, "http") if key is not None else batches.new_batch_id()
     batch_url = batch_url_for(req, batch_id, settings)
-    orchestration_input = batches.batch_input(batch, batch_id, "http", key, utc_timestamp(datetime.now(UTC)))
+    orchestration_input = batches.batch_input(
+        batch, batch_id, "http", key, created_timestamp(datetime.now(UTC))
+    )
     try:
         result = await start_instance_once(
             client, batches.BATCH_ORCHESTRATOR, batch_id, orchestration_input, orchestration_input["bodyHash"]
@@ -88,7 +90,7 @@ async def start_batch(req: func.HttpRequest, client: df.DurableOrchestrationClie
         "batch %s: %s with %s items", batch_id, result.outcome.value, len(batch.items), extra=ids_of(batch_id)
     )
     if result.outcome is StartOutcome.EXISTING and result.durable_status is not None:
-        existing = _batch_document(result.durable_status)
+        existing = batch_document_from_durable(result.durable_status)
         if existing["status"] != batches.BatchStatus.RUNNING.value:
             # The earlier batch with this key has finished: its outcome is the answer (never started twice).
             return respond(HttpAnswer(200, existing, {"Cache-Control": "no-store"}))
@@ -109,8 +111,8 @@ async def get_batch(req: func.HttpRequest, client: df.DurableOrchestrationClient
     durable = await read_status(client, batch_id) if batches.is_batch_id(batch_id) else None
     if durable is None:
         return respond(_not_found(batch_id))
-    document = _batch_document(durable)
-    if document["status"] not in (batches.BatchStatus.RUNNING.value, batches.BatchStatus.SUCCEEDED.value):
+    document = batch_document_from_durable(durable)
+    if document["status"] in batches.RETRYABLE_BATCH_STATUSES:
         retry_id = batches.retry_batch_id_for(batch_id)
         if await read_status(client, retry_id) is not None:
             document["retriedBy"] = retry_id
@@ -136,7 +138,7 @@ async def cancel_batch(req: func.HttpRequest, client: df.DurableOrchestrationCli
     durable = await read_status(client, batch_id) if batches.is_batch_id(batch_id) else None
     if durable is None:
         return respond(_not_found(batch_id))
-    document = _batch_document(durable)
+    document = batch_document_from_durable(durable)
     batch_url = batch_url_for(req, batch_id, settings)
     if document["status"] != batches.BatchStatus.RUNNING.value:
         detail = f"Batch {batch_id} has already finished with status {document['status']}; nothing to cancel."
@@ -165,7 +167,7 @@ async def retry_batch(req: func.HttpRequest, client: df.DurableOrchestrationClie
     durable = await read_status(client, batch_id) if batches.is_batch_id(batch_id) else None
     if durable is None:
         return respond(_not_found(batch_id))
-    document = _batch_document(durable)
+    document = batch_document_from_durable(durable)
     batch_url = batch_url_for(req, batch_id, settings)
     if document["status"] == batches.BatchStatus.RUNNING.value:
         detail = f"Batch {batch_id} is still running; retry it once it has finished."
@@ -177,7 +179,7 @@ async def retry_batch(req: func.HttpRequest, client: df.DurableOrchestrationClie
         return respond(problem_answer(not_retryable(detail, batch_url, batchStatus=document["status"])))
 
     retry_id = batches.retry_batch_id_for(batch_id)
-    retry_input = batches.retry_batch_input(original, indexes, utc_timestamp(datetime.now(UTC)))
+    retry_input = batches.retry_batch_input(original, indexes, created_timestamp(datetime.now(UTC)))
     try:
         result = await start_instance_once(
             client, batches.BATCH_ORCHESTRATOR, retry_id, retry_input, retry_input["bodyHash"]
@@ -196,7 +198,7 @@ async def retry_batch(req: func.HttpRequest, client: df.DurableOrchestrationClie
     retry_url = batch_url_for(req, retry_id, settings)
     status = batches.BatchStatus.RUNNING.value
     if result.outcome is StartOutcome.EXISTING and result.durable_status is not None:
-        status = _batch_document(result.durable_status)["status"]
+        status = batch_document_from_durable(result.durable_status)["status"]
     body = {
         "id": retry_id,
         "status": status,
@@ -216,7 +218,7 @@ def batch_url_for(req: func.HttpRequest, batch_id: str, settings: Settings) -> s
     return f"{url}?{query}" if query else url
 
 
-def _batch_document(durable: Mapping[str, Any]) -> dict[str, Any]:
+def batch_document_from_durable(durable: Mapping[str, Any]) -> dict[str, Any]:
     output = durable.get("output")
     custom = durable.get("customStatus")
     document = output if isinstance(output, dict) and "total" in output else custom
@@ -269,7 +271,8 @@ async def _items(
 async def _unsucceeded_items(
     client: df.DurableOrchestrationClient, batch_id: str, total: int, document: Mapping[str, Any]
 ) -> list[int]:
-    """Indexes of a finished batch's items that did not succeed: Failed or Canceled, or never started."""
+    """Indexes of a finished batch's items that did not succeed (Failed or Canceled, or never started) and
+    were not retried on their own."""
     started = total - int((document.get("counts") or {}).get("NotStarted", 0))
     indexes = []
     for index in range(total):
@@ -278,7 +281,10 @@ async def _unsucceeded_items(
             continue
         request_id = batches.item_request_id(batch_id, index)
         item = document_from_durable(request_id, await read_status(client, request_id))
-        if item is None or item.status in RETRYABLE_STATUSES:
+        # An item already retried on its own (POST .../requests/{id}/retry) is left to that retry.
+        if item is not None and item.status not in RETRYABLE_STATUSES:
+            continue
+        if item is None or await read_status(client, retry_id_for(request_id)) is None:
             indexes.append(index)
     return indexes
 

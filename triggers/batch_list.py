@@ -1,13 +1,13 @@
 """HTTP API for operators: ``GET /api/communities/batches`` lists batches newest first, filtered, paged.
 
-The same machinery as the requests list (``triggers.listing``: the management API read to the end, keyset
-paging on created time and id). Only ``provision_batch`` instances with a batch id are rows. A row is the
-batch's document as ``GET /api/communities/batches/{id}`` answers it, without items, plus its URL.
+The same machinery as the requests list (``triggers.listing``: the instance query read in created-time
+windows, keyset paging on creation time and id). Only ``provision_batch`` instances with a batch id are rows.
+A row is the batch's document as ``GET /api/communities/batches/{id}`` answers it, without items, plus its
+URL.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -17,32 +17,30 @@ import azure.functions as func
 
 from provisioning import batch_workflow as batches
 from provisioning.intake import read_status
+from provisioning.logs import get_logger
 from provisioning.problems import validation_problem
 from provisioning.settings import get_settings
-from provisioning.status import RUNNING_RUNTIME_STATUSES, HttpAnswer
+from provisioning.status import RUNNING_RUNTIME_STATUSES
 from triggers.answers import problem_answer, respond, retry_later
 
 # The document GET answers, so a row and the batch's own URL never disagree.
-from triggers.batch_api import BATCH_ROUTE, _batch_document, batch_url_for
+from triggers.batch_api import BATCH_ROUTE, batch_document_from_durable, batch_url_for
 from triggers.listing import (
     CONTINUATION_PARAMETER,
     FilterError,
     decode_token,
+    list_url_of,
     newest_page,
-    next_link,
+    page_answer,
     parse_statuses,
     parse_top,
 )
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 bp = df.Blueprint()
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
-# A settled batch other than Succeeded can be retried (POST .../{id}/retry): its row names the retry.
-RETRIED_STATUSES = frozenset(
-    {batches.BatchStatus.PARTIALLY_SUCCEEDED, batches.BatchStatus.FAILED, batches.BatchStatus.CANCELED}
-)
 
 
 class BatchQuery:
@@ -76,7 +74,7 @@ async def list_community_batches(
         return respond(problem_answer(validation_problem([{"field": err.parameter, "message": err.message}])))
 
     def document_of(durable: dict[str, Any]) -> tuple[str | None, dict[str, Any]]:
-        document = _batch_document(durable)
+        document = batch_document_from_durable(durable)
         return document.get("createdAt"), document
 
     try:
@@ -103,17 +101,11 @@ async def list_community_batches(
         document = listed.document
         batch_id = str(document["id"])
         row = {**document, "statusUri": batch_url_for(req, batch_id, settings)}
-        if document.get("status") in RETRIED_STATUSES:
+        if document.get("status") in batches.RETRYABLE_BATCH_STATUSES:
             # Retries are newer than the batch, so a later page may not have read it: then one read.
             retry_id = batches.retry_batch_id_for(batch_id)
             if retry_id in page.seen or await read_status(client, retry_id) is not None:
                 row["retriedBy"] = retry_id
         items.append(row)
-    body: dict[str, Any] = {"items": items}
-    headers = {"Cache-Control": "no-store"}
-    if page.more:
-        list_url = batch_url_for(req, "_", settings).partition("?")[0].removesuffix("/_")
-        link = next_link(req, list_url, query.params, query.top, page.rows[-1].key)
-        body["nextLink"] = link
-        headers["Link"] = f'<{link}>; rel="next"'
-    return respond(HttpAnswer(200, body, headers))
+    list_url = list_url_of(batch_url_for(req, "_", settings))
+    return respond(page_answer(list_url, query.params, query.top, page, items))

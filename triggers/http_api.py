@@ -39,10 +39,10 @@ from provisioning.problems import ProblemCode, problem, validation_problem
 from provisioning.settings import Settings, get_settings
 from provisioning.status import (
     HttpAnswer,
+    created_timestamp,
     document_from_durable,
     not_found,
     render_document,
-    utc_timestamp,
 )
 from provisioning.workflow import CANCEL_EVENT
 from triggers.answers import gateway_prefix, problem_answer, respond, retry_later
@@ -82,7 +82,7 @@ async def start_community_request(
         source="http",
         request=request.spec(),
         callback_url=request.callback_url,
-        created_at=utc_timestamp(datetime.now(UTC)),
+        created_at=created_timestamp(datetime.now(UTC)),
         body_hash=body_hash(request),
         idempotency_key=key,
     )
@@ -96,7 +96,7 @@ async def start_community_request(
         return respond(started)
     if started is not None:
         # The earlier request with this key has finished: its outcome is the answer (never started twice).
-        return respond(_render(started, status_url, settings))
+        return respond(render(started, status_url, settings))
     answer = HttpAnswer(
         202,
         {"id": instance_id, "status": RequestStatus.RUNNING.value, "statusUri": status_url},
@@ -161,7 +161,7 @@ async def get_community_request(
     document = document_from_durable(instance_id, await read_status(client, instance_id))
     if document is None:
         return respond(not_found(instance_id))
-    return respond(_render(document, status_url_for(req, instance_id, settings), settings))
+    return respond(render(document, status_url_for(req, instance_id, settings), settings))
 
 
 @bp.route(route=STATUS_ROUTE_PREFIX + "/{id}/" + STATUS_NOW_ROUTE_SUFFIX, methods=["GET"])
@@ -210,10 +210,10 @@ async def cancel_community_request(
         if document is None:
             return respond(not_found(instance_id))
         if document.status is RequestStatus.CANCELED:
-            return respond(replace(_render(document, status_url, settings), status_code=200))
+            return respond(replace(render(document, status_url, settings), status_code=200))
         if document.status is RequestStatus.RUNNING:
             # The orchestrator sees the cancel at its next step or wait: the status URL shows Canceled then.
-            return respond(_render(document, status_url, settings))
+            return respond(render(document, status_url, settings))
     detail = (
         f"Request {instance_id} has already finished with status {document.status.value}; nothing to cancel."
     )
@@ -319,7 +319,8 @@ def _check_content_type(content_type: str | None) -> HttpAnswer | None:
     return None
 
 
-def _render(document: StatusDocument, status_url: str, settings: Settings) -> HttpAnswer:
+def render(document: StatusDocument, status_url: str, settings: Settings) -> HttpAnswer:
+    """The HTTP answer of a status document (202 while running, else its final status)."""
     return render_document(
         document,
         status_url=status_url,

@@ -20,6 +20,7 @@ only, so without windows every page would read every request.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import json
@@ -28,22 +29,21 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Generic, TypeVar
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
 import aiohttp
 import azure.durable_functions as df
-import azure.functions as func
 
 from provisioning.intake import read_status
-from provisioning.status import parse_timestamp
+from provisioning.status import HttpAnswer, parse_timestamp
 
 # Rows asked of the management API per call (its own default page is 100).
 BACKEND_PAGE_SIZE = 1000
 CONTINUATION_PARAMETER = "continuationToken"
 
-# (createdAt, createdTime, instance id): the order of a list and its continuation token. createdAt has whole
-# seconds; createdTime orders the instances created within one second.
-Key = tuple[str, str, str]
+# (createdAt, instance id): the order of a list and its continuation token. Both never change (createdTime
+# does, at every continue-as-new), so a row never moves across a page boundary while a caller pages.
+Key = tuple[str, str]
 S = TypeVar("S", bound=StrEnum)
 
 
@@ -92,14 +92,14 @@ def decode_token(value: str | None) -> Key | None:
         return None
     try:
         key = json.loads(base64.urlsafe_b64decode(value.encode()))
-        created, instance_created, instance_id = key["t"], key["c"], key["i"]
+        created, instance_id = key["t"], key["i"]
     except (ValueError, KeyError, TypeError, binascii.Error):
         key = None
-    if key is None or not all(isinstance(part, str) for part in (created, instance_created, instance_id)):
+    if key is None or not isinstance(created, str) or not isinstance(instance_id, str):
         raise FilterError(CONTINUATION_PARAMETER, "is not a token this API returned")
     if parse_timestamp(created) is None:
         raise FilterError(CONTINUATION_PARAMETER, "is not a token this API returned")
-    return created, instance_created, instance_id
+    return created, instance_id
 
 
 # Newest first without reading the whole task hub: the instance query is read in created-time windows going
@@ -128,7 +128,8 @@ class Page(Generic[D]):
 
 
 def _iso(moment: datetime | None) -> str:
-    return moment.astimezone(UTC).isoformat() if moment else ""
+    """A key's time: fixed width, so that keys compare as strings in time order."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ") if moment else ""
 
 
 def _query_time(moment: datetime) -> str:
@@ -164,38 +165,57 @@ async def newest_page(
     read: dict[str, Listed[D]] = {}
     upper: datetime | None = None
     span = FIRST_WINDOW
-    while True:
-        lower: datetime | None = anchor - span - CLOCK_SLACK
-        last = span > LAST_BOUNDED_WINDOW
-        if created_from is not None and (last or (lower is not None and lower <= created_from)):
-            lower, last = created_from, True
-        elif last:
-            lower = None
-        for durable in await _read_instances(client, id_prefix, lower, upper, runtime_statuses):
-            instance_id = str(durable.get("instanceId", ""))
-            if durable.get("name") != orchestrator or not is_id(instance_id):
-                continue
-            if durable.get("output") is None and durable.get("customStatus") is None:
-                # Not run yet: its document comes from its input, read for it alone.
-                durable = await read_status(client, instance_id) or durable
-            found = document_of(durable)
-            if found is not None:
-                created_at, document = found
-                created = parse_timestamp(created_at) or parse_timestamp(durable.get("createdTime"))
-                instance_created = _iso(parse_timestamp(durable.get("createdTime")))
-                read[instance_id] = Listed((_iso(created), instance_created, instance_id), document)
-        rows = sorted(
-            (row for row in read.values() if _wanted(row.key, after, created_from, created_to)),
-            key=lambda row: row.key,
-            reverse=True,
-        )
-        rows = [row for row in rows if matches(row.document)]
-        if not last:
-            complete_from = _iso(lower + CLOCK_SLACK) if lower is not None else ""
-            rows = [row for row in rows if row.key[0] >= complete_from]
-        if last or len(rows) > top:
-            return Page(rows[:top], len(rows) > top, frozenset(read))
-        upper, span = lower, span * WINDOW_GROWTH
+    async with aiohttp.ClientSession() as session:
+        while True:
+            lower: datetime | None = anchor - span - CLOCK_SLACK
+            last = span > LAST_BOUNDED_WINDOW
+            if created_from is not None and (last or anchor - span <= created_from):
+                lower, last = created_from - CLOCK_SLACK, True
+            elif last:
+                lower = None
+            statuses = await _read_instances(client, session, id_prefix, lower, upper, runtime_statuses)
+            listed = [
+                durable
+                for durable in statuses
+                if durable.get("name") == orchestrator and is_id(str(durable.get("instanceId", "")))
+            ]
+            for durable in await _with_inputs_where_needed(client, listed):
+                found = document_of(durable)
+                if found is not None:
+                    instance_id = str(durable.get("instanceId", ""))
+                    created = parse_timestamp(found[0]) or parse_timestamp(durable.get("createdTime"))
+                    read[instance_id] = Listed((_iso(created), instance_id), found[1])
+            rows = sorted(
+                (row for row in read.values() if _wanted(row.key, after, created_from, created_to)),
+                key=lambda row: row.key,
+                reverse=True,
+            )
+            rows = [row for row in rows if matches(row.document)]
+            if not last and lower is not None:
+                # Rows created before this bound may have been continued into windows not read yet.
+                rows = [row for row in rows if row.key[0] >= _iso(lower + CLOCK_SLACK)]
+            if last or len(rows) > top:
+                return Page(rows[:top], len(rows) > top, frozenset(read))
+            upper, span = lower, span * WINDOW_GROWTH
+
+
+async def _with_inputs_where_needed(
+    client: df.DurableOrchestrationClient, statuses: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The statuses, each instance that has not run yet (no custom status, no output) read again with its
+    input, which is where its document comes from; those reads run together."""
+    pending = [
+        index
+        for index, durable in enumerate(statuses)
+        if durable.get("output") is None and durable.get("customStatus") is None
+    ]
+    reads = await asyncio.gather(
+        *(read_status(client, str(statuses[index].get("instanceId", ""))) for index in pending)
+    )
+    for index, status in zip(pending, reads, strict=True):
+        if status is not None:
+            statuses[index] = status
+    return statuses
 
 
 def _wanted(key: Key, after: Key | None, created_from: datetime | None, created_to: datetime | None) -> bool:
@@ -208,6 +228,7 @@ def _wanted(key: Key, after: Key | None, created_from: datetime | None, created_
 
 async def _read_instances(
     client: df.DurableOrchestrationClient,
+    session: aiohttp.ClientSession,
     id_prefix: str,
     created_from: datetime | None,
     created_to: datetime | None,
@@ -230,24 +251,38 @@ async def _read_instances(
     url = f"{base_url}instances/?{urlencode(params)}"
     found: list[dict[str, Any]] = []
     token: str | None = None
-    async with aiohttp.ClientSession() as session:
-        while True:
-            headers = {"x-ms-continuation-token": token} if token else {}
-            async with session.get(url, headers=headers) as response:
-                if response.status != 200:
-                    raise RuntimeError(f"listing instances answered {response.status}")
-                statuses = await response.json(content_type=None)
-                token = response.headers.get("x-ms-continuation-token")
-            found.extend(statuses or [])
-            if not token:
-                return found
+    while True:
+        headers = {"x-ms-continuation-token": token} if token else {}
+        async with session.get(url, headers=headers) as response:
+            if response.status != 200:
+                raise RuntimeError(f"listing instances answered {response.status}")
+            statuses = await response.json(content_type=None)
+            token = response.headers.get("x-ms-continuation-token")
+        found.extend(statuses or [])
+        if not token:
+            return found
 
 
-def next_link(req: func.HttpRequest, list_url: str, params: Mapping[str, str], top: int, last: Key) -> str:
-    """The URL of the page after ``last``: the same filters, ``top`` and the caller's ``code``, if any."""
-    token = base64.urlsafe_b64encode(json.dumps({"t": last[0], "c": last[1], "i": last[2]}).encode()).decode()
-    query = {**params, "top": str(top), CONTINUATION_PARAMETER: token}
-    code = req.params.get("code")
-    if code:
-        query["code"] = code
-    return f"{list_url}?{urlencode(query)}"
+def page_answer(
+    list_url: str, params: Mapping[str, str], top: int, page: Page[Any], items: list[Any]
+) -> HttpAnswer:
+    """200 with one page of ``items``; while more follow, ``nextLink`` and a ``Link: <...>; rel="next"``
+    header: ``list_url`` (with its own query, such as the caller's ``code``) plus the filters, ``top`` and
+    the continuation token."""
+    body: dict[str, Any] = {"items": items}
+    headers = {"Cache-Control": "no-store"}
+    if page.more:
+        last = page.rows[-1].key
+        token = base64.urlsafe_b64encode(json.dumps({"t": last[0], "i": last[1]}).encode()).decode()
+        base, _, own_query = list_url.partition("?")
+        query = {**dict(parse_qsl(own_query)), **params, "top": str(top), CONTINUATION_PARAMETER: token}
+        link = f"{base}?{urlencode(query)}"
+        body["nextLink"] = link
+        headers["Link"] = f'<{link}>; rel="next"'
+    return HttpAnswer(200, body, headers)
+
+
+def list_url_of(placeholder_item_url: str) -> str:
+    """The list's URL from the URL its route builds for an item with the id ``_`` (same base, same query)."""
+    base, separator, query = placeholder_item_url.partition("?")
+    return base.removesuffix("/_") + separator + query

@@ -42,7 +42,7 @@ from provisioning.models import (
     parse_json_body,
     validate_request,
 )
-from provisioning.status import utc_timestamp
+from provisioning.status import created_timestamp
 
 logger = get_logger(__name__)
 bp = df.Blueprint()
@@ -67,7 +67,7 @@ async def intake_community_request(
     message: func.QueueMessage, results: func.Out[str], client: df.DurableOrchestrationClient
 ) -> None:
     body = message.get_body()
-    now = utc_timestamp(datetime.now(UTC))
+    now = created_timestamp(datetime.now(UTC))
     batch_message = _batch_message(body)
     if batch_message is not None:
         await _start_batch(batch_message, body, now, results, client)

@@ -1,10 +1,10 @@
 """HTTP API for operators: list requests (newest first, filtered, paged) and retry a failed or canceled one.
 
-``GET /api/communities/requests`` reads the Durable management API through ``triggers.listing`` (keyset
-paging on created time and id, newest first: pages never repeat or skip a row). Only
+``GET /api/communities/requests`` reads the Durable management API through ``triggers.listing`` (created-time
+windows, keyset paging on creation time and id, newest first: pages never repeat or skip a row). Only
 ``provision_community`` instances with a request id are rows (batches, create-try markers and the budget
-entity never are). ``batchId`` narrows the list to the items of one batch: their ids derive from the batch id
-and the item's index, so the filter reads no instance of its own.
+entity never are). ``batchId`` narrows the list to the items of one batch: the batch is read once, for its
+size (item ids derive from the batch id and the index) and its creation time (its items share it).
 
 ``POST /api/communities/requests/{id}/retry`` starts a Failed or Canceled request again under a new id derived
 from the old one (``req-`` + SHA-256 of ``retry`` and the old id), through the intake's start-once: a repeated
@@ -13,7 +13,6 @@ retry answers the same new request.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -22,8 +21,7 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from provisioning.batch_workflow import is_batch_id, item_request_id
-from provisioning.batches import MAX_BATCH_ITEMS
-from provisioning.idempotency import REQUEST_ID_PREFIX, is_request_id
+from provisioning.idempotency import REQUEST_ID_PREFIX, is_request_id, retry_id_for
 from provisioning.intake import StartFailedError, StartOutcome, read_status, start_once
 from provisioning.logs import get_logger, ids_of
 from provisioning.models import ORCHESTRATOR_NAME, RequestStatus, StatusDocument
@@ -33,20 +31,24 @@ from provisioning.status import (
     RETRYABLE_STATUSES,
     RUNNING_RUNTIME_STATUSES,
     HttpAnswer,
+    created_timestamp,
     document_from_durable,
     input_of,
+    instance_input,
     not_found,
+    parse_timestamp,
     request_summary,
-    utc_timestamp,
 )
 from triggers.answers import problem_answer, respond, retry_later
 from triggers.http_api import STATUS_ROUTE_PREFIX, status_url_for
 from triggers.listing import (
     CONTINUATION_PARAMETER,
     FilterError,
+    Page,
     decode_token,
+    list_url_of,
     newest_page,
-    next_link,
+    page_answer,
     parse_statuses,
     parse_time,
     parse_top,
@@ -76,7 +78,8 @@ class Query:
         self.created_to = parse_time(params, "createdTo")
         if self.created_from and self.created_to and self.created_from > self.created_to:
             raise FilterError("createdFrom", "must not be later than createdTo")
-        self.batch_items = _batch_items(params.get("batchId"))
+        self.batch_id = _batch_id(params.get("batchId"))
+        self.batch_items: frozenset[str] | None = None  # set from the batch when batch_id is given
         self.top = parse_top(params, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
         self.after = decode_token(params.get(CONTINUATION_PARAMETER))
         self.params = {
@@ -115,6 +118,9 @@ async def list_community_requests(
     except FilterError as err:
         return respond(problem_answer(validation_problem([{"field": err.parameter, "message": err.message}])))
 
+    if query.batch_id is not None and not await _narrow_to_batch(client, query):
+        return respond(page_answer("", query.params, query.top, Page([], False, frozenset()), []))
+
     def document_of(durable: dict[str, Any]) -> tuple[str | None, StatusDocument] | None:
         document = document_from_durable(str(durable.get("instanceId", "")), durable)
         return (document.created_at, document) if document is not None else None
@@ -149,14 +155,8 @@ async def list_community_requests(
             if retry_id in page.seen or await read_status(client, retry_id) is not None:
                 item["retriedBy"] = retry_id
         items.append(item)
-    body: dict[str, Any] = {"items": items}
-    headers = {"Cache-Control": "no-store"}
-    if page.more:
-        list_url = status_url_for(req, "_", settings).partition("?")[0].removesuffix("/_")
-        link = next_link(req, list_url, query.params, query.top, page.rows[-1].key)
-        body["nextLink"] = link
-        headers["Link"] = f'<{link}>; rel="next"'
-    return respond(HttpAnswer(200, body, headers))
+    list_url = list_url_of(status_url_for(req, "_", settings))
+    return respond(page_answer(list_url, query.params, query.top, page, items))
 
 
 @bp.route(route=STATUS_ROUTE_PREFIX + "/{id}/retry", methods=["POST"])
@@ -183,7 +183,7 @@ async def retry_community_request(
     retry_input = original.model_copy(
         update={
             "request_id": retry_id,
-            "created_at": utc_timestamp(datetime.now(UTC)),
+            "created_at": created_timestamp(datetime.now(UTC)),
             "retry_of": instance_id,
         }
     )
@@ -203,16 +203,25 @@ async def retry_community_request(
     return respond(HttpAnswer(202, body, headers))
 
 
-def retry_id_for(instance_id: str) -> str:
-    """The id of the retry of ``instance_id``: the same every time, so a repeated retry starts nothing."""
-    digest = hashlib.sha256(f"retry\n{instance_id}".encode()).hexdigest()
-    return REQUEST_ID_PREFIX + digest[:32]
-
-
-def _batch_items(batch_id: str | None) -> frozenset[str] | None:
-    """The request ids a batch's items can have (derived from the batch id and the index), or None."""
+def _batch_id(batch_id: str | None) -> str | None:
     if batch_id is None or not batch_id.strip():
         return None
     if not is_batch_id(batch_id.strip()):
         raise FilterError("batchId", "must be a batch id (batch- and 32 hexadecimal digits)")
-    return frozenset(item_request_id(batch_id.strip(), index) for index in range(MAX_BATCH_ITEMS))
+    return batch_id.strip()
+
+
+async def _narrow_to_batch(client: df.DurableOrchestrationClient, query: Query) -> bool:
+    """Narrow ``query`` to the items of its batch (their ids, and the batch's creation time, which its items
+    share); False when there is no such batch."""
+    assert query.batch_id is not None
+    durable = await read_status(client, query.batch_id)
+    if durable is None:
+        return False
+    recorded = instance_input(durable)
+    total = len(recorded.get("items") or [])
+    query.batch_items = frozenset(item_request_id(query.batch_id, index) for index in range(total))
+    created = parse_timestamp(recorded.get("createdAt"))
+    if created is not None and (query.created_from is None or query.created_from < created):
+        query.created_from = created
+    return True

@@ -30,7 +30,6 @@ from provisioning.models import (
     CommunitySubscription,
     ProvisioningInput,
     RequestStatus,
-    StatusDocument,
     validate_request,
     validate_unsubscribe,
 )
@@ -38,15 +37,14 @@ from provisioning.problems import ProblemCode, problem
 from provisioning.settings import get_settings
 from provisioning.status import (
     HttpAnswer,
+    created_timestamp,
     document_from_durable,
     input_of,
-    render_document,
-    utc_timestamp,
 )
 from triggers.answers import problem_answer, respond
 
 # The start, body and cancel rules of POST and DELETE, shared rather than written twice.
-from triggers.http_api import cancel_and_wait, parse_body, start_request, status_url_for
+from triggers.http_api import cancel_and_wait, parse_body, render, start_request, status_url_for
 
 logger = get_logger(__name__)
 bp = df.Blueprint()
@@ -85,7 +83,7 @@ async def subscribe_community_request(
         source="http",
         request=request.spec(),
         callback_url=request.callback_url,
-        created_at=utc_timestamp(datetime.now(UTC)),
+        created_at=created_timestamp(datetime.now(UTC)),
         body_hash=body_hash(request),
     )
     status_url = status_url_for(req, instance_id, settings)
@@ -98,7 +96,7 @@ async def subscribe_community_request(
         return respond(started)
     if started is not None:
         # It has finished (its callback was sent when it did): the outcome is the answer, as for POST.
-        return respond(_render(started, status_url))
+        return respond(render(started, status_url, settings))
     body = {"id": instance_id, "status": RequestStatus.RUNNING.value, "statusUri": status_url}
     # No Location and no Retry-After: the action must wait for the callback, not poll.
     return respond(HttpAnswer(202, body))
@@ -145,12 +143,3 @@ def _same_url(stored: str | None, given: str) -> bool:
 def _no_subscription() -> HttpAnswer:
     detail = "No request was subscribed with this callback URL (POST /api/communities/subscriptions)."
     return problem_answer(problem(ProblemCode.NOT_FOUND, detail))
-
-
-def _render(document: StatusDocument, status_url: str) -> HttpAnswer:
-    return render_document(
-        document,
-        status_url=status_url,
-        poll_interval_seconds=get_settings().status_poll_interval_seconds,
-        now=datetime.now(UTC),
-    )

@@ -386,8 +386,9 @@ class DurableEngine:
                 created_from=created_from.timestamp() if created_from else None,
                 created_to=created_to.timestamp() if created_to else None,
                 top=top + 1 if top else None,
-                id_prefix=id_prefix or "",
-                after_id=after_id or "",
+                id_prefix=id_prefix,
+                after_id=after_id,
+                by_id=True,
             )
         more = bool(top) and len(rows) > (top or 0)
         page = rows[:top] if top else rows

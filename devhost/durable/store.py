@@ -217,9 +217,10 @@ class Transaction:
         top: int | None = None,
         id_prefix: str | None = None,
         after_id: str | None = None,
+        by_id: bool = False,
     ) -> list[InstanceRow]:
-        """Instances by created time; with ``id_prefix`` or ``after_id`` (one page of the management API, as
-        an Azure Table query returns it) by instance id, those after ``after_id``."""
+        """Instances by created time, or ``by_id`` by instance id (one page of the management API, as an
+        Azure Table query returns it), those whose id has ``id_prefix`` and comes after ``after_id``."""
         conditions: list[str] = []
         parameters: list[Any] = []
         if id_prefix:
@@ -240,7 +241,7 @@ class Transaction:
             parameters.append(created_to)
         where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
         limit = f"LIMIT {int(top)}" if top is not None else ""
-        order = "instance_id" if id_prefix or after_id is not None else "created_time, instance_id"
+        order = "instance_id" if by_id else "created_time, instance_id"
         rows = self._db.execute(
             f"SELECT {', '.join(_INSTANCE_COLUMNS)} FROM instances {where} ORDER BY {order} {limit}",
             parameters,

@@ -140,7 +140,7 @@ def test_seeded_requests_read_back_as_the_app_reads_them(tmp_path: Path) -> None
     from bench.listing import MARKER_ORCHESTRATOR, ORCHESTRATOR, seed_requests
     from devhost.durable.store import Store
     from provisioning.idempotency import is_request_id
-    from provisioning.status import document_from_durable, input_of, retry_of
+    from provisioning.status import document_from_durable, input_of
     from triggers.requests_api import retry_id_for
 
     now = datetime(2026, 1, 2, tzinfo=UTC)
@@ -172,7 +172,7 @@ def test_seeded_requests_read_back_as_the_app_reads_them(tmp_path: Path) -> None
         assert document.request is not None
         assert document.request.display_name
         assert input_of(durable) is not None
-        original = retry_of(durable)
+        original = document.retry_of
         assert original is None or retry_id_for(original) == row.instance_id
         statuses.add(document.status.value)
     assert {"Running", "Succeeded", "Failed"} <= statuses

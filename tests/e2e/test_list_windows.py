@@ -101,3 +101,24 @@ def test_a_created_range_lists_exactly_the_requests_created_in_it(seeded: DevHos
     assert len(found) == len(set(found))
     assert set(found) == expected
     assert len(expected) > 7  # more than one page
+
+
+def test_a_request_continuing_as_new_while_a_caller_pages_is_neither_skipped_nor_repeated(
+    seeded: DevHost,
+) -> None:
+    """The page key is (createdAt, id), which never changes; createdTime moves at every continue-as-new."""
+    listed: list[str] = []
+    url: str | None = f"{seeded.base_url}/api/communities/requests?top=25"
+    while url:
+        answer = requests.get(url, timeout=60).json()
+        listed += [row["id"] for row in answer["items"]]
+        url = answer.get("nextLink")
+        store = Store(seeded.state_path)
+        with store.transaction() as tx:
+            # Every request not listed yet continues as new now.
+            for row in tx.query_instances():
+                if row.name == ORCHESTRATOR and row.instance_id not in listed:
+                    row.created_time = datetime.now(UTC).timestamp()
+                    tx.put_instance(row)
+        store.close()
+    assert len(listed) == len(set(listed)) == REQUESTS

@@ -256,3 +256,15 @@ def test_timestamps() -> None:
     assert parse_timestamp("2026-01-02T03:04:05") == datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
     assert parse_timestamp("") is None
     assert parse_timestamp("yesterday") is None
+
+
+def test_created_at_has_milliseconds_so_requests_of_one_second_keep_their_order() -> None:
+    from datetime import UTC, datetime
+
+    from provisioning.status import created_timestamp, parse_timestamp
+
+    first = created_timestamp(datetime(2026, 1, 1, 10, 0, 0, 123456, tzinfo=UTC))
+    second = created_timestamp(datetime(2026, 1, 1, 10, 0, 0, 124000, tzinfo=UTC))
+    assert first == "2026-01-01T10:00:00.123Z"
+    assert first < second
+    assert parse_timestamp(first) == datetime(2026, 1, 1, 10, 0, 0, 123000, tzinfo=UTC)
