@@ -12,7 +12,7 @@ A finished instance is never started again: its result is the answer (the extens
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol
@@ -66,6 +66,19 @@ async def read_status(client: DurableClient, instance_id: str) -> dict[str, Any]
         return None
     result: dict[str, Any] = status.to_json()
     return result
+
+
+# Status reads sent to the extension at once by read_statuses (a batch page has up to 1,000 items).
+CONCURRENT_READS = 50
+
+
+async def read_statuses(client: DurableClient, instance_ids: Sequence[str]) -> list[dict[str, Any] | None]:
+    """``read_status`` of each id, in order, ``CONCURRENT_READS`` at a time."""
+    found: list[dict[str, Any] | None] = []
+    for start in range(0, len(instance_ids), CONCURRENT_READS):
+        chunk = instance_ids[start : start + CONCURRENT_READS]
+        found += await asyncio.gather(*(read_status(client, instance_id) for instance_id in chunk))
+    return found
 
 
 async def start_once(client: DurableClient, provisioning_input: ProvisioningInput) -> StartResult:

@@ -16,7 +16,13 @@ import azure.functions as func
 
 from provisioning import batch_workflow as batches
 from provisioning.idempotency import IDEMPOTENCY_KEY_HEADER, retry_id_for, validate_idempotency_key
-from provisioning.intake import StartFailedError, StartOutcome, read_status, start_instance_once
+from provisioning.intake import (
+    StartFailedError,
+    StartOutcome,
+    read_status,
+    read_statuses,
+    start_instance_once,
+)
 from provisioning.logs import get_logger, ids_of
 from provisioning.models import RequestValidationError
 from provisioning.problems import ProblemCode, not_retryable, problem, validation_problem
@@ -251,12 +257,14 @@ async def _items(
     names = [item["request"]["displayName"] for item in raw_items]
     not_started = int((document.get("counts") or {}).get("NotStarted", len(names)))
     rows = batches.page_of_items(batch_id, names, len(names) - not_started, skip, top)
+    started = [row["requestId"] for row in rows if row["started"]]
+    statuses = dict(zip(started, await read_statuses(client, started), strict=True))
     for row in rows:
         request_id = row.pop("requestId")
-        started = row.pop("started")
+        del row["started"]
         row["requestId"] = request_id
         row["statusUri"] = status_url_for(req, request_id, settings)
-        item = document_from_durable(request_id, await read_status(client, request_id)) if started else None
+        item = document_from_durable(request_id, statuses.get(request_id))
         if item is None:
             row["status"] = "Canceled" if document.get("cancelRequested") else "NotStarted"
             continue
@@ -274,19 +282,19 @@ async def _unsucceeded_items(
     """Indexes of a finished batch's items that did not succeed (Failed or Canceled, or never started) and
     were not retried on their own."""
     started = total - int((document.get("counts") or {}).get("NotStarted", 0))
-    indexes = []
-    for index in range(total):
-        if index >= started:
-            indexes.append(index)
-            continue
-        request_id = batches.item_request_id(batch_id, index)
-        item = document_from_durable(request_id, await read_status(client, request_id))
-        # An item already retried on its own (POST .../requests/{id}/retry) is left to that retry.
-        if item is not None and item.status not in RETRYABLE_STATUSES:
-            continue
-        if item is None or await read_status(client, retry_id_for(request_id)) is None:
-            indexes.append(index)
-    return indexes
+    request_ids = [batches.item_request_id(batch_id, index) for index in range(started)]
+    items = [
+        document_from_durable(request_id, status)
+        for request_id, status in zip(request_ids, await read_statuses(client, request_ids), strict=True)
+    ]
+    unsettled = [
+        index for index, item in enumerate(items) if item is None or item.status in RETRYABLE_STATUSES
+    ]
+    # An item already retried on its own (POST .../requests/{id}/retry) is left to that retry.
+    retries = await read_statuses(client, [retry_id_for(request_ids[index]) for index in unsettled])
+    return [index for index, retry in zip(unsettled, retries, strict=True) if retry is None] + list(
+        range(started, total)
+    )
 
 
 def _page(req: func.HttpRequest) -> tuple[int, int] | HttpAnswer:

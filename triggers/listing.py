@@ -20,7 +20,6 @@ only, so without windows every page would read every request.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import json
@@ -34,7 +33,7 @@ from urllib.parse import parse_qsl, urlencode
 import aiohttp
 import azure.durable_functions as df
 
-from provisioning.intake import read_status
+from provisioning.intake import read_statuses
 from provisioning.status import HttpAnswer, parse_timestamp
 
 # Rows asked of the management API per call (its own default page is 100).
@@ -203,15 +202,13 @@ async def _with_inputs_where_needed(
     client: df.DurableOrchestrationClient, statuses: list[dict[str, Any]]
 ) -> list[dict[str, Any]]:
     """The statuses, each instance that has not run yet (no custom status, no output) read again with its
-    input, which is where its document comes from; those reads run together."""
+    input, which is where its document comes from; those reads run several at a time."""
     pending = [
         index
         for index, durable in enumerate(statuses)
         if durable.get("output") is None and durable.get("customStatus") is None
     ]
-    reads = await asyncio.gather(
-        *(read_status(client, str(statuses[index].get("instanceId", ""))) for index in pending)
-    )
+    reads = await read_statuses(client, [str(statuses[index].get("instanceId", "")) for index in pending])
     for index, status in zip(pending, reads, strict=True):
         if status is not None:
             statuses[index] = status
