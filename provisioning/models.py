@@ -620,15 +620,16 @@ def _validated(model: type[_ModelT], data: Mapping[str, Any], context: Any = Non
 def _json_object(payload: bytes | str | Mapping[str, Any]) -> Mapping[str, Any]:
     """The body as a JSON object, held to the body limits; ``RequestValidationError`` naming ``body`` else."""
     if isinstance(payload, Mapping):
-        unicode_errors = _unicode_errors(payload)
-        if unicode_errors:
-            raise RequestValidationError(_bounded(unicode_errors))
-        # A mapping is held to the limit of the same request sent as (ASCII-escaped) JSON text.
+        # A mapping is held to the limit of the same request sent as (ASCII-escaped) JSON text, and in the
+        # same order: the size first, as parse_json_body measures the text before it reads it.
         size = len(json.dumps(payload).encode())
         if size > MAX_BODY_BYTES:
             raise BodyTooLargeError(
                 [{"field": "body", "message": f"must be at most {MAX_BODY_BYTES} bytes, got {size}"}]
             )
+        unicode_errors = _unicode_errors(payload)
+        if unicode_errors:
+            raise RequestValidationError(_bounded(unicode_errors))
         data: Any = payload
     else:
         data = parse_json_body(payload)

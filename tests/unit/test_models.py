@@ -289,6 +289,17 @@ def test_body_size_limit() -> None:
     assert fields_of(exact) == ["pad"]
 
 
+def test_an_oversized_mapping_with_a_lone_surrogate_is_too_large_as_its_json_text_is() -> None:
+    """Found by the fuzz property: a mapping met the surrogate check before the size check, JSON text the
+    other way round."""
+    mapping = valid(owners="\ud800;" + "owner@contoso.example;" * 3000)
+    as_text = json.dumps(mapping).encode()
+    for payload in (mapping, as_text):
+        with pytest.raises(BodyTooLargeError) as caught:
+            validate_request(payload, callback_policy=POLICY)
+        assert caught.value.errors[0]["field"] == "body"
+
+
 def test_callback_url_is_checked_by_the_policy() -> None:
     url = "https://prod-1.westeurope.logic.azure.com/workflows/1/run?sig=secret"
     assert validate_request(valid(callbackUrl=url), callback_policy=POLICY).callback_url == url
