@@ -6,8 +6,8 @@ import argparse
 import os
 import sys
 import uuid
-from collections.abc import Callable, Mapping, Sequence
-from contextlib import redirect_stderr, redirect_stdout
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -387,21 +387,27 @@ def show_batch(console: Console, document: dict[str, Any]) -> ExitCode:
 # ----------------------------------------------------------------------------------------- commands
 
 
+@contextmanager
+def _same_key_hint(key: str, what: str) -> Iterator[None]:
+    """On a server or transport error, tell how to send the same thing again without starting it twice."""
+    try:
+        yield
+    except CliError as err:
+        if err.exit_code is ExitCode.SERVER:
+            hint = f"  run it again with --idempotency-key {key}: the app then answers the same {what}"
+            err.lines.append(hint)
+        raise
+
+
 def command_create(args: argparse.Namespace, context: Context) -> int:
     body = request_body(args)
     key = args.idempotency_key or str(uuid.uuid4())
-    try:
+    with _same_key_hint(key, "request"):
         answer = context.client.request(
             "POST", "communities", json_body=body, headers={"Idempotency-Key": key}
         )
         if answer.status == 202 and args.wait:
             answer = follow_request(context, answer, args.timeout)
-    except CliError as err:
-        if err.exit_code is ExitCode.SERVER:
-            err.lines.append(
-                f"  run it again with --idempotency-key {key}: the app then answers the same request"
-            )
-        raise
     if answer.status == 202 and not args.wait:
         context.console.document(_document(answer, (202,)))
         return ExitCode.OK
@@ -417,19 +423,13 @@ def command_batch(args: argparse.Namespace, context: Context) -> int:
     key = args.idempotency_key or str(uuid.uuid4())
     params = {"validateOnly": "true"} if args.validate_only else None
     headers = {"Content-Type": content_type, "Idempotency-Key": key}
-    try:
+    with _same_key_hint(key, "batch"):
         answer = context.client.request("POST", BATCHES_PATH, data=data, headers=headers, params=params)
         if args.validate_only:
             context.console.document(_document(answer, (200,)))
             return ExitCode.OK
         if answer.status == 202 and args.wait:
             answer = follow_batch(context, answer, args.timeout)
-    except CliError as err:
-        if err.exit_code is ExitCode.SERVER:
-            err.lines.append(
-                f"  run it again with --idempotency-key {key}: the app then answers the same batch"
-            )
-        raise
     if answer.status == 202 and not args.wait:
         context.console.document(_document(answer, (202,)))
         return ExitCode.OK
